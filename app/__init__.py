@@ -1,0 +1,87 @@
+"""Longrun: long-running reports for Flask, with live progress and real cancellation."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from app.config import ROOT, load_config
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    """Build the Flask app: config, extensions, Celery, blueprints, error handlers."""
+    app = Flask(__name__, static_folder=str(ROOT / "static"), template_folder=str(ROOT / "templates"),
+                instance_path=str(ROOT / "instance"))
+    app.config.update(load_config(overrides))
+    configure_logging()
+    register_extensions(app)
+    register_blueprints(app)
+    register_request_hooks(app)
+    from app.errors import register_error_handlers
+
+    register_error_handlers(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the database, migrations, WebSocket support and Celery."""
+    from app.extensions import db, migrate, sock
+    from app.jobs.celery_app import celery_init_app
+
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url))
+    if url.startswith("sqlite"):
+        ROOT.joinpath("instance").mkdir(exist_ok=True)
+    db.init_app(app)
+    if url.startswith("sqlite"):
+        with app.app_context():
+            _tune_sqlite(db.engine)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    sock.init_app(app)
+    celery_init_app(app)
+    import app.jobs.tasks  # noqa: F401 - registers the shared tasks
+
+
+def engine_options(url: str) -> dict:
+    """Pool settings: pre-ping survives database restarts; SQLite waits instead of failing on locks."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10, "pool_recycle": 1800}
+
+
+def _tune_sqlite(engine) -> None:  # noqa: ANN001
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001
+        # WAL lets the web read while a worker writes.
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def register_blueprints(app: Flask) -> None:
+    """Routes and CLI command groups."""
+    from app.api import bp as api_bp
+    from app.owners.cli import bp as tokens_cli
+    from app.sales.cli import bp as sales_cli
+
+    app.register_blueprint(api_bp)
+    app.register_blueprint(tokens_cli)
+    app.register_blueprint(sales_cli)
+
+
+def register_request_hooks(app: Flask) -> None:
+    """Every request gets an owner."""
+    from app.owners.identity import resolve_owner
+
+    @app.before_request
+    def identify_owner() -> None:
+        resolve_owner()
+
+
+def configure_logging() -> None:
+    """Plain INFO logging unless the host (gunicorn, Celery) configured it already."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,127 @@
+"""The jobs resource: status, list, history, cancel, retry, result download."""
+from __future__ import annotations
+
+from flask import Response, jsonify, request, url_for
+from sqlalchemy.orm import undefer
+
+from app.api import bp
+from app.api.body import query_int
+from app.api.serializers import event_json, job_json
+from app.errors import ApiError
+from app.extensions import db
+from app.jobs.models import Job, JobEvent, JobResult
+from app.jobs.service import JobConflict, cancel_job, find_job, list_jobs, retry_job
+from app.jobs.states import parse_state
+from app.owners.identity import current_owner
+from app.reports import get_report
+from app.reports.registry import UnknownReport
+
+
+def owned_job_or_404(job_id: str) -> Job:
+    """The caller's job, or a 404 that looks the same for unknown and foreign ids."""
+    job = find_job(current_owner(), job_id)
+    if job is None:
+        raise ApiError(404, "Job Not Found", "There is no job with this id among your jobs.", slug="job-not-found")
+    return job
+
+
+@bp.get("/jobs")
+def list_my_jobs() -> Response:
+    """The caller's jobs, newest first; ``?state=&report=&page=&per_page=``."""
+    state = None
+    if raw_state := request.args.get("state"):
+        try:
+            state = parse_state(raw_state)
+        except ValueError as exc:
+            raise ApiError(422, "Invalid Request", str(exc), slug="validation-error",
+                           errors=[{"field": "state", "message": str(exc)}]) from None
+    report = request.args.get("report") or None
+    if report is not None:
+        try:
+            get_report(report)
+        except UnknownReport as exc:
+            raise ApiError(422, "Invalid Request", str(exc)[:300], slug="validation-error",
+                           errors=[{"field": "report", "message": "unknown report"}]) from None
+    page = query_int("page", 1, 1, 1_000_000)
+    per_page = query_int("per_page", 20, 1, 100)
+    jobs, total = list_jobs(current_owner(), state=state, report=report, page=page, per_page=per_page)
+    args = {k: v for k, v in {"state": raw_state, "report": report, "per_page": per_page}.items() if v}
+    links = {"self": url_for("api.list_my_jobs", page=page, **args)}
+    if page * per_page < total:
+        links["next"] = url_for("api.list_my_jobs", page=page + 1, **args)
+    if page > 1:
+        links["prev"] = url_for("api.list_my_jobs", page=page - 1, **args)
+    return jsonify({"items": [job_json(j) for j in jobs], "page": page, "per_page": per_page,
+                    "total": total, "links": links})
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str) -> Response:
+    """One job's current state."""
+    job = owned_job_or_404(job_id)
+    response = jsonify(job_json(job))
+    if not job.job_state.is_final:
+        response.headers["Retry-After"] = "1"
+    return response
+
+
+@bp.get("/jobs/<job_id>/events")
+def job_events(job_id: str) -> Response:
+    """The job's history, in sequence order; ``?after_seq=N`` for what came after N."""
+    job = owned_job_or_404(job_id)
+    after = query_int("after_seq", 0, 0, 2**31 - 1)
+    events = db.session.execute(
+        db.select(JobEvent).where(JobEvent.job_id == job.id, JobEvent.seq > after).order_by(JobEvent.seq).limit(1000)
+    ).scalars()
+    return jsonify({"job_id": str(job.id), "items": [event_json(e) for e in events]})
+
+
+def _conflict(exc: JobConflict) -> ApiError:
+    return ApiError(409, "Conflict", str(exc), slug="job-state-conflict")
+
+
+@bp.delete("/jobs/<job_id>", endpoint="cancel_job")
+def cancel_job_route(job_id: str) -> tuple[Response, int]:
+    """Cancel: at once if not started, at the next checkpoint if running; 409 once finished."""
+    job = owned_job_or_404(job_id)
+    try:
+        job = cancel_job(job)
+    except JobConflict as exc:
+        raise _conflict(exc) from None
+    # 202 while a running job has yet to reach its checkpoint, 200 once it is Cancelled.
+    return jsonify(job_json(job)), 200 if job.job_state.is_final else 202
+
+
+bp.add_url_rule("/jobs/<job_id>/cancel", endpoint="cancel_job", methods=["POST"])
+
+
+@bp.post("/jobs/<job_id>/retry", endpoint="retry_job")
+def retry_job_route(job_id: str) -> tuple[Response, int]:
+    """Requeue a Failed or Cancelled job."""
+    job = owned_job_or_404(job_id)
+    try:
+        job = retry_job(job)
+    except JobConflict as exc:
+        raise _conflict(exc) from None
+    response = jsonify(job_json(job))
+    response.headers["Location"] = url_for("api.get_job", job_id=str(job.id))
+    return response, 202
+
+
+
+@bp.get("/jobs/<job_id>/result")
+def job_result(job_id: str) -> Response:
+    """Download the job's artifact; 409 until the job has succeeded."""
+    job = owned_job_or_404(job_id)
+    result = db.session.execute(
+        db.select(JobResult).where(JobResult.job_id == job.id).options(undefer(JobResult.content))
+    ).scalar_one_or_none()
+    if result is None:
+        raise ApiError(409, "Result Not Ready",
+                       f"The job is {job.state}; its result can be downloaded once it has Succeeded.",
+                       slug="result-not-ready", headers={"Retry-After": "1"} if not job.job_state.is_final else {})
+    response = Response(result.content, mimetype=None, content_type=result.content_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{result.filename}"'
+    response.headers["Content-Length"] = str(result.size)
+    response.headers["Cache-Control"] = "private, max-age=0"
+    return response

@@ -1,0 +1,102 @@
+"""The seed's contract: ``GET /reports/v1`` (blocking) and ``POST /reports/v2|v3`` (background)."""
+from __future__ import annotations
+
+import time
+
+from flask import Response, current_app, jsonify, request, url_for
+
+from app.api import bp
+from app.api.body import read_json_object
+from app.api.serializers import job_json
+from app.errors import ApiError
+from app.jobs.service import IdempotencyMismatch, submit_job
+from app.owners.identity import current_owner
+from app.reports import all_reports, get_report
+from app.reports.context import InlineContext
+from app.reports.params import ParamsInvalid
+from app.reports.registry import UnknownReport
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+@bp.get("/reports")
+def list_reports() -> Response:
+    """The catalogue of registered reports and their parameter schemas."""
+    return jsonify({"items": [r.describe() for r in all_reports()]})
+
+
+@bp.get("/reports/v1")
+def report_v1() -> Response:
+    """Run the demo report inside the request and answer ``Completed`` (the seed's v1)."""
+    demo = get_report("demo")
+    raw = {"duration_seconds": current_app.config["LONGRUN_V1_SECONDS"], **request.args.to_dict()}
+    if raw.pop("fail_times", None) is not None:
+        raise ApiError(422, "Invalid Parameters", "v1 runs in the request and cannot retry; "
+                       "use POST /reports/v2 to try fail_times.", slug="invalid-parameters",
+                       errors=[{"field": "params.fail_times", "message": "is not accepted by v1"}])
+    try:
+        params = demo.validate(raw)
+    except ParamsInvalid as exc:
+        raise _invalid_params(exc) from None
+    started = time.monotonic()
+    demo.func(InlineContext(), **params)
+    response = Response("Completed", mimetype="text/plain")
+    response.headers["X-Elapsed-Seconds"] = f"{time.monotonic() - started:.3f}"
+    return response
+
+
+@bp.post("/reports/v2")
+def report_v2() -> tuple[Response, int]:
+    """Enqueue a job; the client polls ``Location``."""
+    return _enqueue("v2")
+
+
+@bp.post("/reports/v3")
+def report_v3() -> tuple[Response, int]:
+    """Enqueue a job; the client follows it live over ``/notifications``."""
+    return _enqueue("v3")
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not key.strip() or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii():
+        raise ApiError(422, "Invalid Request",
+                       f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters.",
+                       slug="validation-error", errors=[{"field": "Idempotency-Key", "message": "invalid"}])
+    return key
+
+
+def _invalid_params(exc: ParamsInvalid) -> ApiError:
+    return ApiError(422, "Invalid Parameters", f"Some parameters are not valid: {exc}.",
+                    slug="invalid-parameters", errors=exc.errors)
+
+
+def _enqueue(api_version: str) -> tuple[Response, int]:
+    body = read_json_object({"report", "params"})
+    key = _idempotency_key()
+    report_name = body.get("report", "demo")
+    if not isinstance(report_name, str):
+        raise ApiError(422, "Invalid Request", "'report' must be the name of a report, as a string.",
+                       slug="validation-error", errors=[{"field": "report", "message": "must be a string"}])
+    try:
+        submission = submit_job(current_owner(), report_name, body.get("params"),
+                                api_version=api_version, idempotency_key=key)
+    except UnknownReport as exc:
+        raise ApiError(422, "Unknown Report", str(exc)[:300] + ".", slug="unknown-report",
+                       errors=[{"field": "report", "message": "unknown report"}]) from None
+    except ParamsInvalid as exc:
+        raise _invalid_params(exc) from None
+    except IdempotencyMismatch:
+        raise ApiError(422, "Idempotency Key Reused",
+                       "This Idempotency-Key was already used with a different request body; use a new key.",
+                       slug="idempotency-key-reused") from None
+    job = submission.job
+    location = url_for("api.get_job", job_id=str(job.id))
+    response = jsonify(job_json(job))
+    response.headers["Location"] = location
+    response.headers["Retry-After"] = "1"
+    if not submission.created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response, 202

@@ -1,0 +1,87 @@
+"""JSON shapes of jobs and events, shared by every JSON endpoint."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import url_for
+
+from app.jobs.models import Job, JobEvent
+from app.jobs.states import JobState
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def job_links(job: Job) -> dict[str, str]:
+    """Hypermedia links of a job, only the ones that make sense in its state."""
+    jid = str(job.id)
+    state = job.job_state
+    links = {
+        "self": url_for("api.get_job", job_id=jid),
+        "events": url_for("api.job_events", job_id=jid),
+    }
+    if not state.is_final:
+        links["cancel"] = url_for("api.cancel_job", job_id=jid)
+    if state in (JobState.FAILED, JobState.CANCELLED):
+        links["retry"] = url_for("api.retry_job", job_id=jid)
+    if state == JobState.SUCCEEDED and job.result is not None:
+        links["result"] = url_for("api.job_result", job_id=jid)
+    return links
+
+
+def job_json(job: Job, *, operator: bool = False) -> dict[str, Any]:
+    """A job as the API shows it; tracebacks only for operators."""
+    error = None
+    if job.error_type:
+        error = {"type": job.error_type, "message": job.error_message}
+        if operator:
+            error["traceback"] = job.error_traceback
+    result = None
+    if job.result is not None:
+        result = {"filename": job.result.filename, "content_type": job.result.content_type,
+                  "size": job.result.size}
+    data: dict[str, Any] = {
+        "id": str(job.id),
+        "report": job.report,
+        "params": job.params,
+        "state": job.state,
+        "final": job.job_state.is_final,
+        "progress": {
+            "percent": round(job.progress or 0.0, 2),
+            "done": job.progress_done,
+            "total": job.progress_total,
+            "message": job.progress_message,
+        },
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "cancel_requested": bool(job.cancel_requested),
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "heartbeat_at": _iso(job.heartbeat_at),
+        "next_attempt_at": _iso(job.next_attempt_at),
+        "error": error,
+        "result": result,
+        "last_seq": job.last_seq,
+        "trace_id": job.trace_id,
+        "links": job_links(job),
+    }
+    if operator:
+        data["owner"] = job.owner
+        data["worker"] = job.worker
+    return data
+
+
+def event_json(event: JobEvent) -> dict[str, Any]:
+    """One history entry."""
+    return {
+        "seq": event.seq,
+        "kind": event.kind,
+        "state": event.state,
+        "progress": round(event.progress or 0.0, 2),
+        "message": event.message,
+        "attempt": event.attempt,
+        "at": _iso(event.created_at),
+    }

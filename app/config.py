@@ -1,0 +1,100 @@
+"""Configuration read from the environment, with safe development defaults."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """Raised at start-up when the environment is unusable (for example a missing secret)."""
+
+
+def normalize_database_url(url: str) -> str:
+    """Map Heroku's ``postgres://`` and bare ``postgresql://`` to the psycopg2 driver we ship."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def load_config(overrides: dict | None = None) -> dict:
+    """Build the Flask config mapping from the environment, then apply ``overrides``."""
+    env = os.environ.get("LONGRUN_ENV", "production").lower()
+    if env not in {"production", "development", "testing"}:
+        raise ConfigError(f"LONGRUN_ENV must be production, development or testing, got {env!r}")
+    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{ROOT / 'instance' / 'longrun.db'}"
+    visibility_timeout = _int("LONGRUN_VISIBILITY_TIMEOUT", 7200)
+    cfg: dict = {
+        "LONGRUN_ENV": env,
+        "SECRET_KEY": os.environ.get("SECRET_KEY"),
+        "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://localhost:6379/0"),
+        # Bodies are tiny JSON documents; anything bigger is a mistake or abuse.
+        "MAX_CONTENT_LENGTH": _int("LONGRUN_MAX_BODY_BYTES", 64 * 1024),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": env == "production" and os.environ.get("LONGRUN_INSECURE_COOKIES") != "1",
+        "PERMANENT_SESSION_LIFETIME": 60 * 60 * 24 * 365,
+        # Progress is written at most this often per job (seconds); the last value always is.
+        "LONGRUN_PROGRESS_FLUSH_SECONDS": _float("LONGRUN_PROGRESS_FLUSH_SECONDS", 0.25),
+        "LONGRUN_HEARTBEAT_SECONDS": _float("LONGRUN_HEARTBEAT_SECONDS", 5.0),
+        # A Processing job whose heartbeat is older than this is considered orphaned.
+        "LONGRUN_STALE_AFTER_SECONDS": _float("LONGRUN_STALE_AFTER_SECONDS", 30.0),
+        "LONGRUN_CANCEL_POLL_SECONDS": _float("LONGRUN_CANCEL_POLL_SECONDS", 0.5),
+        "LONGRUN_SWEEP_SECONDS": _float("LONGRUN_SWEEP_SECONDS", 10.0),
+        # An Enqueued job not picked up this long after publish is published again.
+        "LONGRUN_REDISPATCH_AFTER_SECONDS": _float("LONGRUN_REDISPATCH_AFTER_SECONDS", visibility_timeout),
+        "LONGRUN_RETRY_BACKOFF_SECONDS": _float("LONGRUN_RETRY_BACKOFF_SECONDS", 2.0),
+        "LONGRUN_RETRY_BACKOFF_MAX_SECONDS": _float("LONGRUN_RETRY_BACKOFF_MAX_SECONDS", 300.0),
+        "LONGRUN_SOFT_TIME_LIMIT": _int("LONGRUN_SOFT_TIME_LIMIT", 3000),
+        "LONGRUN_HARD_TIME_LIMIT": _int("LONGRUN_HARD_TIME_LIMIT", 3600),
+        "LONGRUN_VISIBILITY_TIMEOUT": visibility_timeout,
+        "LONGRUN_MAX_RESULT_BYTES": _int("LONGRUN_MAX_RESULT_BYTES", 50 * 1024 * 1024),
+        "LONGRUN_QUEUE": os.environ.get("LONGRUN_QUEUE", "longrun"),
+        "LONGRUN_V1_SECONDS": _float("LONGRUN_V1_SECONDS", 10.0),
+        "LONGRUN_PAGE_SIZE_MAX": 100,
+    }
+    if overrides:
+        cfg.update(overrides)
+    validate_config(cfg)
+    return cfg
+
+
+def validate_config(cfg: dict) -> None:
+    """Fail loudly on settings that would lose jobs or leak sessions."""
+    if not cfg.get("SECRET_KEY"):
+        if cfg["LONGRUN_ENV"] == "production":
+            raise ConfigError(
+                "SECRET_KEY is not set. Production refuses to start without it: "
+                "set SECRET_KEY to a long random string (or LONGRUN_ENV=development for local use)."
+            )
+        cfg["SECRET_KEY"] = "dev-only-insecure-key"
+    soft, hard, vis = cfg["LONGRUN_SOFT_TIME_LIMIT"], cfg["LONGRUN_HARD_TIME_LIMIT"], cfg["LONGRUN_VISIBILITY_TIMEOUT"]
+    # A task that outlives the broker's visibility timeout is delivered twice (celery #5935).
+    if not soft < hard < vis:
+        raise ConfigError(
+            f"time limits must satisfy soft < hard < visibility timeout, got {soft} / {hard} / {vis}"
+        )
+    cfg["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(cfg["SQLALCHEMY_DATABASE_URI"])

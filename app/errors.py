@@ -1,0 +1,125 @@
+"""One error helper: RFC 9457 problem details for the API, a readable page for browsers."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ApiError(Exception):
+    """An error a client can act on; rendered as problem details."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        slug: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.slug = slug or title.lower().replace(" ", "-")
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+def problem(error: ApiError) -> Response:
+    """Render ``error`` as ``application/problem+json``."""
+    body: dict[str, Any] = {
+        "type": f"/problems/{error.slug}",
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        "instance": request.path,
+    }
+    if error.errors:
+        body["errors"] = error.errors
+    body.update(error.extra)
+    response = jsonify(body)
+    response.status_code = error.status
+    response.mimetype = PROBLEM_JSON
+    response.headers.update(error.headers)
+    return response
+
+
+def wants_html() -> bool:
+    """True when the client is a browser asking for a page rather than JSON."""
+    best = request.accept_mimetypes.best_match(["application/json", PROBLEM_JSON, "text/html"])
+    return best == "text/html" and request.accept_mimetypes[best] > request.accept_mimetypes["application/json"]
+
+
+def render_error(error: ApiError) -> Response | tuple[str, int, dict[str, str]]:
+    """Problem details for API clients, an HTML page for browsers."""
+    if wants_html():
+        return render_template("error.html", error=error), error.status, error.headers
+    return problem(error)
+
+
+_HTTP_DETAILS = {
+    404: "Nothing exists at this address, or it belongs to someone else.",
+    405: "This address does not accept that HTTP method.",
+    413: "The request body is too large.",
+}
+
+
+def _from_http(exc: HTTPException) -> ApiError:
+    status = exc.code or 500
+    detail = _HTTP_DETAILS.get(status) or (exc.description or exc.name)
+    headers = {}
+    if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
+        headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+    if status == 413:
+        detail = f"The request body is larger than the limit of {request.max_content_length} bytes."
+    return ApiError(status, exc.name, detail, headers=headers)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Route every error, expected or not, through the problem helper."""
+
+    @app.errorhandler(ApiError)
+    def handle_api_error(exc: ApiError):  # noqa: ANN202 - Flask view signature
+        return render_error(exc)
+
+    @app.errorhandler(HTTPException)
+    def handle_http(exc: HTTPException):  # noqa: ANN202
+        return render_error(_from_http(exc))
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(DBAPIError)
+    def handle_db_down(exc: Exception):  # noqa: ANN202
+        log.warning("database unavailable: %s", exc.__class__.__name__)
+        _rollback_quietly()
+        return render_error(
+            ApiError(503, "Service Unavailable", "The database is unreachable right now; try again shortly.",
+                     slug="database-unavailable", headers={"Retry-After": "5"})
+        )
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception):  # noqa: ANN202
+        # Log the traceback for operators; never send it to the client.
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        _rollback_quietly()
+        return render_error(ApiError(500, "Internal Server Error", "Something went wrong on our side; it has been logged."))
+
+
+def _rollback_quietly() -> None:
+    from app.extensions import db
+
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - the connection may be gone; nothing more to do
+        log.debug("rollback after error failed", exc_info=True)

@@ -1,0 +1,61 @@
+"""Celery bound to the Flask app (the official Flask pattern), with settings for long jobs."""
+from __future__ import annotations
+
+from celery import Celery, Task
+from celery.signals import worker_process_init
+from flask import Flask
+
+
+def celery_settings(cfg: dict) -> dict:
+    """Celery configuration derived from the app config."""
+    transport = {"visibility_timeout": cfg["LONGRUN_VISIBILITY_TIMEOUT"]}
+    return {
+        "broker_url": cfg["REDIS_URL"],
+        "broker_transport_options": transport,
+        "result_backend_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        # PostgreSQL holds the job state; a result backend would be a second, divergent copy.
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": cfg["LONGRUN_SOFT_TIME_LIMIT"],
+        "task_time_limit": cfg["LONGRUN_HARD_TIME_LIMIT"],
+        "task_default_queue": cfg["LONGRUN_QUEUE"],
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "worker_hijack_root_logger": False,
+        "beat_schedule": {
+            "longrun-sweep": {
+                "task": "longrun.sweep",
+                "schedule": cfg["LONGRUN_SWEEP_SECONDS"],
+                # A sweep stuck behind busy workers is pointless once the next one is due.
+                "options": {"expires": cfg["LONGRUN_SWEEP_SECONDS"]},
+            },
+        },
+    }
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """Create the Celery app whose tasks run inside a Flask app context."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object(celery_settings(app.config))
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+
+    @worker_process_init.connect(weak=False)
+    def reset_after_fork(**_: object) -> None:
+        # Pooled connections must not cross a fork (psycopg2 sockets would be shared).
+        from app.extensions import db
+
+        with app.app_context():
+            for engine in db.engines.values():
+                engine.dispose(close=False)
+
+    return celery_app

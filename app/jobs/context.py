@@ -1,0 +1,136 @@
+"""The context a report gets inside a worker: throttled progress, cancellation, heartbeat, result."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app.extensions import db
+from app.jobs.lifecycle import MAX_MESSAGE_CHARS, record_note
+from app.jobs.models import Job, utcnow
+from app.reports.context import JobCancelled, ResultFile, encode_result, percent
+
+log = logging.getLogger(__name__)
+
+
+def worker_ref() -> str:
+    """``host:pid`` of this process, stored on the job to tell a dead worker from a busy one."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Watcher(threading.Thread):
+    """Beats the job's heartbeat and polls for cancellation, on its own connection."""
+
+    def __init__(self, engine: sa.Engine, job_id: uuid.UUID, task_id: str, poll: float, beat: float) -> None:
+        super().__init__(name=f"watch-{job_id}", daemon=True)
+        self.engine = engine
+        self.job_id = job_id
+        self.task_id = task_id
+        self.poll = poll
+        self.beat = beat
+        self.cancelled = threading.Event()
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        table = Job.__table__
+        last_beat = time.monotonic()
+        while not self.stopped.wait(self.poll):
+            try:
+                with self.engine.begin() as conn:
+                    if time.monotonic() - last_beat >= self.beat:
+                        conn.execute(
+                            table.update()
+                            .where(table.c.id == self.job_id, table.c.celery_task_id == self.task_id)
+                            .values(heartbeat_at=utcnow())
+                        )
+                        last_beat = time.monotonic()
+                    flag = conn.execute(
+                        sa.select(table.c.cancel_requested).where(table.c.id == self.job_id)
+                    ).scalar_one_or_none()
+                if flag:
+                    self.cancelled.set()
+            except Exception as exc:  # noqa: BLE001 - a DB blip must not kill the job; try again next tick
+                log.warning("heartbeat for job %s failed: %s", self.job_id, exc)
+
+    def stop(self) -> None:
+        """Stop and wait for the thread."""
+        self.stopped.set()
+        self.join(timeout=5)
+
+
+class JobContext:
+    """``ReportContext`` backed by the job row; progress writes are throttled."""
+
+    def __init__(self, job: Job, task_id: str, watcher: Watcher) -> None:
+        self.job_id = str(job.id)
+        self.attempt = job.attempts
+        self._uuid = job.id
+        self._task_id = task_id
+        self._watcher = watcher
+        self._flush_every = current_app.config["LONGRUN_PROGRESS_FLUSH_SECONDS"]
+        self._max_result = current_app.config["LONGRUN_MAX_RESULT_BYTES"]
+        self._last_flush = 0.0
+        self._pending: tuple[float, int, int, str | None] | None = None
+        self._connection: sa.Connection | None = None
+        self.result: ResultFile | None = None
+        self.flushes = 0
+
+    # -- progress -------------------------------------------------------------
+    def progress(self, done: int, total: int, message: str | None = None) -> None:
+        self.check_cancelled()
+        self._pending = (percent(done, total), int(done), int(total), message)
+        if time.monotonic() - self._last_flush >= self._flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the latest progress (if any is unwritten) as a sampled event."""
+        if self._pending is None:
+            return
+        pct, done, total, message = self._pending
+        self._pending = None
+        self._last_flush = time.monotonic()
+        text = (message or f"{pct:.0f}%")[:MAX_MESSAGE_CHARS]
+        record_note(self._uuid, "progress", text, task_id=self._task_id, progress=pct, progress_done=done,
+                    progress_total=total, progress_message=text, heartbeat_at=utcnow())
+        self.flushes += 1
+
+    # -- cancellation ---------------------------------------------------------
+    def is_cancelled(self) -> bool:
+        return self._watcher.cancelled.is_set()
+
+    def check_cancelled(self) -> None:
+        if self._watcher.cancelled.is_set():
+            raise JobCancelled()
+
+    def sleep(self, seconds: float) -> None:
+        if self._watcher.cancelled.wait(max(0.0, seconds)):
+            raise JobCancelled()
+
+    # -- output ---------------------------------------------------------------
+    def write_result(self, filename: str, content: bytes | str, content_type: str) -> None:
+        result = encode_result(filename, content, content_type)
+        if result.size > self._max_result:
+            raise ValueError(f"result is {result.size} bytes; the limit is {self._max_result}")
+        self.result = result
+
+    def log(self, message: str) -> None:
+        record_note(self._uuid, "log", str(message)[:MAX_MESSAGE_CHARS], task_id=self._task_id)
+
+    @property
+    def connection(self) -> Any:
+        if self._connection is None:
+            self._connection = db.engine.connect()
+        return self._connection
+
+    def close(self) -> None:
+        """Release the report's connection."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

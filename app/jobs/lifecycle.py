@@ -1,0 +1,127 @@
+"""Every change to a job goes through here: row lock, legal transition, numbered event, commit, publish."""
+from __future__ import annotations
+
+import uuid
+from typing import Callable
+
+from flask import current_app
+
+from app.extensions import db
+from app.jobs.models import Job, JobEvent, utcnow
+from app.jobs.states import JobState, check_transition
+from app.realtime.channels import JobEventMessage, publish_event
+
+# Progress and log messages are user-visible text; keep them bounded.
+MAX_MESSAGE_CHARS = 1000
+
+
+def lock_job(job_id: uuid.UUID | str) -> Job | None:
+    """Load a job with a row lock (PostgreSQL ``FOR UPDATE``; SQLite serialises writers anyway)."""
+    return db.session.execute(
+        db.select(Job).where(Job.id == _as_uuid(job_id)).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def append_event(job: Job, kind: str, message: str | None) -> JobEvent:
+    """Add the next numbered event to ``job``'s history (caller holds the row lock)."""
+    job.last_seq = (job.last_seq or 0) + 1
+    event = JobEvent(
+        job_id=job.id,
+        seq=job.last_seq,
+        kind=kind,
+        state=job.state,
+        progress=job.progress or 0.0,
+        message=(message or "")[:MAX_MESSAGE_CHARS] or None,
+        attempt=job.attempts or 0,
+        created_at=utcnow(),
+    )
+    db.session.add(event)
+    return event
+
+
+def event_message(job: Job, event: JobEvent) -> JobEventMessage:
+    """The wire form of a recorded event."""
+    return JobEventMessage(
+        job_id=str(job.id),
+        owner=job.owner,
+        report=job.report,
+        seq=event.seq,
+        kind=event.kind,
+        state=event.state,
+        progress=round(event.progress, 2),
+        message=event.message,
+        attempt=event.attempt,
+        ts=event.created_at.isoformat(),
+    )
+
+
+def commit_and_publish(job: Job, events: list[JobEvent]) -> None:
+    """Commit, then publish what was committed (never publish what may roll back)."""
+    messages = [event_message(job, e) for e in events]
+    db.session.commit()
+    url = current_app.config["REDIS_URL"]
+    for message in messages:
+        publish_event(url, message)
+
+
+def transition(
+    job_id: uuid.UUID | str,
+    target: JobState,
+    message: str,
+    *,
+    update: Callable[[Job], None] | None = None,
+    job: Job | None = None,
+) -> Job:
+    """Move a job to ``target``; ``IllegalTransition`` (and a rollback) if the lifecycle forbids it.
+
+    Pass ``job`` when the caller already holds its row lock in this transaction.
+    """
+    if job is None:
+        job = lock_job(job_id)
+        if job is None:
+            raise LookupError(f"job {job_id} does not exist")
+    try:
+        check_transition(job.job_state, target)
+    except Exception:
+        db.session.rollback()
+        raise
+    job.state = target.value
+    now = utcnow()
+    if target == JobState.PROCESSING and job.started_at is None:
+        job.started_at = now
+    if target.is_final:
+        job.finished_at = now
+        job.next_attempt_at = None
+    if update is not None:
+        update(job)
+    event = append_event(job, "state", message)
+    commit_and_publish(job, [event])
+    return job
+
+
+class JobSuperseded(Exception):
+    """This attempt no longer owns the job (it ended, or another attempt took over)."""
+
+
+def record_note(
+    job_id: uuid.UUID | str, kind: str, message: str, *, task_id: str | None = None, **fields: object
+) -> Job:
+    """Record a non-state event (progress sample or log line), updating ``fields`` on the row.
+
+    With ``task_id``, only the attempt that currently runs the job may write.
+    """
+    job = lock_job(job_id)
+    if job is None or (
+        task_id is not None and (job.celery_task_id != task_id or job.job_state != JobState.PROCESSING)
+    ):
+        db.session.rollback()
+        raise JobSuperseded(str(job_id))
+    for name, value in fields.items():
+        setattr(job, name, value)
+    event = append_event(job, kind, message)
+    commit_and_publish(job, [event])
+    return job

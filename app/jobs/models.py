@@ -1,0 +1,128 @@
+"""Job, its event history and its result artifact: the source of truth for every job."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.jobs.states import JobState
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """A timestamp that always comes back timezone-aware in UTC (SQLite drops the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class Job(db.Model):
+    """One run of a report for one owner, across all its attempts."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    owner: Mapped[str] = mapped_column(sa.String(128))  # indexed with created_at below
+    report: Mapped[str] = mapped_column(sa.String(64), index=True)
+    params: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    state: Mapped[str] = mapped_column(sa.String(16), index=True, default=JobState.ENQUEUED.value)
+    api_version: Mapped[str] = mapped_column(sa.String(8), default="v2")
+
+    progress: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    progress_done: Mapped[int | None] = mapped_column(sa.BigInteger)
+    progress_total: Mapped[int | None] = mapped_column(sa.BigInteger)
+    progress_message: Mapped[str | None] = mapped_column(sa.Text)
+
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(sa.Integer, default=3)
+    cancel_requested: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    # Per-job event counter: events are numbered 1, 2, 3 ... under the row lock.
+    last_seq: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    error_type: Mapped[str | None] = mapped_column(sa.String(128))
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    error_traceback: Mapped[str | None] = mapped_column(sa.Text)
+
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(255))
+    request_fingerprint: Mapped[str | None] = mapped_column(sa.String(64))
+
+    # Dispatch bookkeeping: a message whose task id is not this one is stale and dropped.
+    celery_task_id: Mapped[str | None] = mapped_column(sa.String(64))
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    broker_epoch: Mapped[str | None] = mapped_column(sa.String(64))
+    worker: Mapped[str | None] = mapped_column(sa.String(255))
+    trace_id: Mapped[str | None] = mapped_column(sa.String(32))
+
+    result: Mapped[JobResult | None] = relationship(
+        back_populates="job", uselist=False, cascade="all, delete-orphan", lazy="select"
+    )
+
+    __table_args__ = (
+        sa.UniqueConstraint("owner", "idempotency_key", name="uq_jobs_owner_idempotency_key"),
+        sa.Index("ix_jobs_owner_created", "owner", "created_at"),
+    )
+
+    @property
+    def job_state(self) -> JobState:
+        """The state as an enum."""
+        return JobState(self.state)
+
+
+class JobEvent(db.Model):
+    """One entry of a job's history: a state change, a progress sample or a log line."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, sa.ForeignKey("jobs.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(sa.Integer)
+    kind: Mapped[str] = mapped_column(sa.String(16))  # state | progress | log
+    state: Mapped[str] = mapped_column(sa.String(16))
+    progress: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    message: Mapped[str | None] = mapped_column(sa.Text)
+    attempt: Mapped[int] = mapped_column(sa.Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (sa.UniqueConstraint("job_id", "seq", name="uq_job_events_job_id_seq"),)
+
+
+class JobResult(db.Model):
+    """The artifact a job produced, stored in the database so any web process can serve it."""
+
+    __tablename__ = "job_results"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid, sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    filename: Mapped[str] = mapped_column(sa.String(255))
+    content_type: Mapped[str] = mapped_column(sa.String(128))
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    content: Mapped[bytes] = mapped_column(sa.LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    job: Mapped[Job] = relationship(back_populates="result")

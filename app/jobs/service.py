@@ -1,0 +1,191 @@
+"""What users and operators do to jobs: create, find, cancel, retry."""
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db
+from app.jobs import dispatch
+from app.jobs.lifecycle import append_event, commit_and_publish, lock_job, transition
+from app.jobs.models import Job, utcnow
+from app.jobs.states import ACTIVE_STATES, FINAL_STATES, JobState
+from app.reports import get_report
+from app.reports.params import to_json_params
+
+
+class JobConflict(Exception):
+    """The job's state does not allow the requested action."""
+
+
+class IdempotencyMismatch(Exception):
+    """The idempotency key was used before with a different request."""
+
+
+@dataclass
+class Submission:
+    """The outcome of a create call."""
+
+    job: Job
+    created: bool
+    dispatched: bool
+
+
+def fingerprint(report: str, params: dict[str, Any]) -> str:
+    """A stable hash of what was asked, to compare idempotent replays."""
+    canonical = json.dumps({"report": report, "params": params}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def find_job(owner: str, job_id: str) -> Job | None:
+    """The owner's job with this id; None for unknown ids, malformed ids and other owners' jobs alike."""
+    try:
+        key = uuid.UUID(job_id)
+    except (ValueError, AttributeError, TypeError):
+        return None
+    job = db.session.get(Job, key)
+    if job is None or job.owner != owner:
+        return None
+    return job
+
+
+def submit_job(
+    owner: str,
+    report_name: str,
+    raw_params: Any,
+    *,
+    api_version: str = "v2",
+    idempotency_key: str | None = None,
+) -> Submission:
+    """Validate, persist (committed first) and publish a job.
+
+    Raises ``UnknownReport``, ``ParamsInvalid`` or ``IdempotencyMismatch``.
+    """
+    report = get_report(report_name)
+    params = to_json_params(report.validate(raw_params))
+    digest = fingerprint(report.name, params)
+    if idempotency_key is not None:
+        existing = _find_idempotent(owner, idempotency_key, digest)
+        if existing is not None:
+            return Submission(existing, created=False, dispatched=True)
+    job = Job(
+        id=uuid.uuid4(),
+        owner=owner,
+        report=report.name,
+        params=params,
+        state=JobState.ENQUEUED.value,
+        api_version=api_version,
+        max_attempts=report.max_attempts,
+        idempotency_key=idempotency_key,
+        request_fingerprint=digest,
+        celery_task_id=dispatch.new_task_id(),
+        dispatched_at=utcnow(),
+        broker_epoch=dispatch.broker_epoch(),
+        last_seq=0,
+        progress=0.0,
+        attempts=0,
+    )
+    db.session.add(job)
+    event = append_event(job, "state", f"Enqueued job with Id: {job.id}")
+    try:
+        commit_and_publish(job, [event])
+    except IntegrityError:
+        # Two identical idempotent requests raced: the other one won, answer with its job.
+        db.session.rollback()
+        existing = _find_idempotent(owner, idempotency_key or "", digest)
+        if existing is None:
+            raise
+        return Submission(existing, created=False, dispatched=True)
+    published = dispatch.publish(job)
+    if not published:
+        dispatch.mark_undispatched(job)
+    return Submission(job, created=True, dispatched=published)
+
+
+def _find_idempotent(owner: str, key: str, digest: str) -> Job | None:
+    job = db.session.execute(
+        db.select(Job).where(Job.owner == owner, Job.idempotency_key == key)
+    ).scalar_one_or_none()
+    if job is not None and job.request_fingerprint != digest:
+        raise IdempotencyMismatch(key)
+    return job
+
+
+def cancel_job(job: Job, by: str = "owner") -> Job:
+    """Cancel now if the job has not started; ask a running job to stop at its next checkpoint."""
+    locked = lock_job(job.id)
+    if locked is None:
+        raise LookupError(str(job.id))
+    state = locked.job_state
+    if state in FINAL_STATES:
+        db.session.rollback()
+        raise JobConflict(f"the job already ended as {state.value}; there is nothing to cancel")
+    if state == JobState.PROCESSING:
+        if not locked.cancel_requested:
+            locked.cancel_requested = True
+            event = append_event(locked, "log", f"Cancellation requested by {by}; stopping at the next checkpoint")
+            commit_and_publish(locked, [event])
+        else:
+            db.session.rollback()
+        return locked
+    return transition(locked.id, JobState.CANCELLED, f"Cancelled by {by} before it ran", job=locked,
+                      update=lambda j: setattr(j, "cancel_requested", True))
+
+
+def retry_job(job: Job, by: str = "owner") -> Job:
+    """Put a failed or cancelled job back in the queue with a fresh attempt budget."""
+    locked = lock_job(job.id)
+    if locked is None:
+        raise LookupError(str(job.id))
+    if locked.job_state not in (JobState.FAILED, JobState.CANCELLED):
+        state = locked.state
+        db.session.rollback()
+        raise JobConflict(f"only Failed or Cancelled jobs can be retried; this one is {state}")
+
+    def reset(j: Job) -> None:
+        j.attempts = 0
+        j.cancel_requested = False
+        j.progress = 0.0
+        j.progress_done = j.progress_total = None
+        j.progress_message = None
+        j.error_type = j.error_message = j.error_traceback = None
+        j.finished_at = None
+        j.heartbeat_at = None
+        j.celery_task_id = dispatch.new_task_id()
+        j.dispatched_at = utcnow()
+        j.broker_epoch = dispatch.broker_epoch()
+        if j.result is not None:
+            db.session.delete(j.result)
+
+    transition(locked.id, JobState.ENQUEUED, f"Requeued by {by}", job=locked, update=reset)
+    if not dispatch.publish(locked):
+        dispatch.mark_undispatched(locked)
+    return locked
+
+
+def list_jobs(
+    owner: str | None, *, state: JobState | None = None, report: str | None = None,
+    page: int = 1, per_page: int = 20,
+) -> tuple[list[Job], int]:
+    """A page of jobs (newest first) and the total count; ``owner=None`` means every owner."""
+    query = db.select(Job)
+    if owner is not None:
+        query = query.where(Job.owner == owner)
+    if state is not None:
+        query = query.where(Job.state == state.value)
+    if report is not None:
+        query = query.where(Job.report == report)
+    total = db.session.execute(query.with_only_columns(db.func.count()).order_by(None)).scalar_one()
+    rows = db.session.execute(
+        query.order_by(Job.created_at.desc(), Job.id).limit(per_page).offset((page - 1) * per_page)
+    ).scalars().all()
+    return list(rows), total
+
+
+def is_active(job: Job) -> bool:
+    """True while the job is waiting or running."""
+    return job.job_state in ACTIVE_STATES

@@ -1,0 +1,1 @@
+"""Who is asking: anonymous browser identities and hashed API tokens."""

@@ -1,0 +1,84 @@
+"""The one place that owns Redis channel names and the job-event message schema."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+# One channel for every job event: each web process has a single listener and routes in memory.
+JOB_EVENTS_CHANNEL = "longrun:job-events"
+
+
+@dataclass(frozen=True)
+class JobEventMessage:
+    """What travels on ``JOB_EVENTS_CHANNEL`` (and, as JSON, to WebSocket clients)."""
+
+    job_id: str
+    owner: str
+    report: str
+    seq: int
+    kind: str  # state | progress | log
+    state: str
+    progress: float
+    message: str | None
+    attempt: int
+    ts: str
+    v: int = SCHEMA_VERSION
+
+    def to_json(self) -> str:
+        """Serialise for the wire."""
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> "JobEventMessage":
+        """Parse a message; ``ValueError`` if it is not one of ours."""
+        data: dict[str, Any] = json.loads(raw)
+        if data.get("v") != SCHEMA_VERSION:
+            raise ValueError(f"unsupported event schema version {data.get('v')!r}")
+        return cls(**data)
+
+
+class _ClientHolder:
+    """A Redis client per process: rebuilt after fork, shared by threads (redis-py pools are thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._client: redis.Redis | None = None
+        self._url: str | None = None
+
+    def get(self, url: str) -> redis.Redis:
+        with self._lock:
+            if self._client is None or self._pid != os.getpid() or self._url != url:
+                self._client = redis.Redis.from_url(
+                    url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
+                )
+                self._pid = os.getpid()
+                self._url = url
+            return self._client
+
+
+_clients = _ClientHolder()
+
+
+def redis_client(url: str) -> redis.Redis:
+    """The process-wide Redis client for ``url``."""
+    return _clients.get(url)
+
+
+def publish_event(url: str, message: JobEventMessage) -> bool:
+    """Publish one event; a Redis outage is logged, never raised (PostgreSQL already has it)."""
+    try:
+        redis_client(url).publish(JOB_EVENTS_CHANNEL, message.to_json())
+        return True
+    except redis.RedisError as exc:
+        log.warning("could not publish event %s#%s: %s", message.job_id, message.seq, exc)
+        return False

@@ -1,0 +1,111 @@
+"""What a report sees of the world: progress, cancellation, its result, a database connection."""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+_SAFE_FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+class JobCancelled(Exception):
+    """Raised at a checkpoint when the job's owner or an operator asked it to stop."""
+
+
+@dataclass
+class ResultFile:
+    """The artifact a report produced."""
+
+    filename: str
+    content: bytes
+    content_type: str
+
+    @property
+    def size(self) -> int:
+        """Size in bytes."""
+        return len(self.content)
+
+
+class ReportContext(Protocol):
+    """The small interface every report function receives as its first argument."""
+
+    job_id: str
+    attempt: int
+
+    def progress(self, done: int, total: int, message: str | None = None) -> None:
+        """Report ``done`` of ``total`` units; also a cancellation checkpoint."""
+
+    def is_cancelled(self) -> bool:
+        """True once cancellation was requested."""
+
+    def check_cancelled(self) -> None:
+        """Raise ``JobCancelled`` if cancellation was requested."""
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, waking up (and raising ``JobCancelled``) as soon as the job is cancelled."""
+
+    def write_result(self, filename: str, content: bytes | str, content_type: str) -> None:
+        """Keep ``content`` as the job's downloadable result."""
+
+    def log(self, message: str) -> None:
+        """Add a line to the job's history."""
+
+    @property
+    def connection(self) -> Any:
+        """A SQLAlchemy connection for reading data."""
+
+
+def percent(done: int, total: int) -> float:
+    """Progress in percent, clamped to 0..100."""
+    if total <= 0:
+        return 0.0
+    return max(0.0, min(100.0, 100.0 * done / total))
+
+
+def encode_result(filename: str, content: bytes | str, content_type: str) -> ResultFile:
+    """Validate and encode a result written by a report."""
+    if not _SAFE_FILENAME.fullmatch(filename or ""):
+        raise ValueError(f"result filename {filename!r} must be 1-100 letters, digits, '.', '_' or '-'")
+    data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+    if isinstance(content, str) and "charset" not in content_type:
+        content_type = f"{content_type}; charset=utf-8"
+    return ResultFile(filename, data, content_type)
+
+
+@dataclass
+class InlineContext:
+    """A context for running a report in-process (the v1 endpoint and unit tests)."""
+
+    job_id: str = "inline"
+    attempt: int = 1
+    connection: Any = None
+    progress_log: list[tuple[int, int, str | None]] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
+    result: ResultFile | None = None
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+
+    def progress(self, done: int, total: int, message: str | None = None) -> None:
+        self.check_cancelled()
+        self.progress_log.append((done, total, message))
+
+    def is_cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def check_cancelled(self) -> None:
+        if self.cancel_event.is_set():
+            raise JobCancelled()
+
+    def sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self.cancel_event.wait(left):
+                raise JobCancelled()
+
+    def write_result(self, filename: str, content: bytes | str, content_type: str) -> None:
+        self.result = encode_result(filename, content, content_type)
+
+    def log(self, message: str) -> None:
+        self.logs.append(message)

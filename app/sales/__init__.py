@@ -1,0 +1,1 @@
+"""Demo sales data: the orders table and the command that fills it."""
