@@ -14,6 +14,9 @@ def celery_settings(cfg: dict) -> dict:
         "broker_transport_options": transport,
         "result_backend_transport_options": transport,
         "broker_connection_retry_on_startup": True,
+        # A request must not hang on a dead broker: fail fast, the sweep re-publishes.
+        "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
+        "broker_connection_timeout": 2,
         # PostgreSQL holds the job state; a result backend would be a second, divergent copy.
         "task_ignore_result": True,
         "task_acks_late": True,
