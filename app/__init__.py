@@ -85,3 +85,4 @@ def configure_logging() -> None:
     """Plain INFO logging unless the host (gunicorn, Celery) configured it already."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

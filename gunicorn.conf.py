@@ -1,0 +1,14 @@
+"""gunicorn settings (read by ``gunicorn -c gunicorn.conf.py wsgi:app``)."""
+import os
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
+# Threads, not processes, hold the long-lived /notifications sockets (see README: performance).
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "32"))
+# gunicorn stops accepting past worker_connections per worker: above the sockets we plan for.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "2000"))
+timeout = 60
+graceful_timeout = 25  # platforms send SIGKILL about 30 s after SIGTERM
+keepalive = 5
+accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG") == "1" else None
