@@ -37,6 +37,8 @@ def register_extensions(app: Flask) -> None:
         with app.app_context():
             _tune_sqlite(db.engine)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    # Pings keep idle sockets alive through routers and reveal dead peers.
+    app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": 25})
     sock.init_app(app)
     celery_init_app(app)
     import app.jobs.tasks  # noqa: F401 - registers the shared tasks
@@ -65,9 +67,11 @@ def register_blueprints(app: Flask) -> None:
     """Routes and CLI command groups."""
     from app.api import bp as api_bp
     from app.owners.cli import bp as tokens_cli
+    from app.realtime.routes import bp as realtime_bp
     from app.sales.cli import bp as sales_cli
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(realtime_bp)
     app.register_blueprint(tokens_cli)
     app.register_blueprint(sales_cli)
 

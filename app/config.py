@@ -75,6 +75,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "LONGRUN_QUEUE": os.environ.get("LONGRUN_QUEUE", "longrun"),
         "LONGRUN_V1_SECONDS": _float("LONGRUN_V1_SECONDS", 10.0),
         "LONGRUN_PAGE_SIZE_MAX": 100,
+        # Extra origins allowed to open /notifications (comma-separated); same-origin always is.
+        "LONGRUN_ALLOWED_ORIGINS": os.environ.get("LONGRUN_ALLOWED_ORIGINS", ""),
     }
     if overrides:
         cfg.update(overrides)

@@ -21,6 +21,7 @@ def job_links(job: Job) -> dict[str, str]:
     links = {
         "self": url_for("api.get_job", job_id=jid),
         "events": url_for("api.job_events", job_id=jid),
+        "notifications": url_for("realtime.notifications", job=jid),
     }
     if not state.is_final:
         links["cancel"] = url_for("api.cancel_job", job_id=jid)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Callable
 
 from flask import current_app
@@ -56,7 +57,21 @@ def event_message(job: Job, event: JobEvent) -> JobEventMessage:
         message=event.message,
         attempt=event.attempt,
         ts=event.created_at.isoformat(),
+        done=job.progress_done,
+        total=job.progress_total,
+        progress_message=job.progress_message,
+        max_attempts=job.max_attempts,
+        cancel_requested=bool(job.cancel_requested),
+        error=f"{job.error_type}: {job.error_message}" if job.error_type else None,
+        has_result=job.state == JobState.SUCCEEDED.value and job.result is not None,
+        created_at=_iso(job.created_at),
+        started_at=_iso(job.started_at),
+        finished_at=_iso(job.finished_at),
     )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 def commit_and_publish(job: Job, events: list[JobEvent]) -> None:

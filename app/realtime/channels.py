@@ -31,6 +31,17 @@ class JobEventMessage:
     message: str | None
     attempt: int
     ts: str
+    # The job's whole public state after this event, so a client can redraw from one message.
+    done: int | None = None
+    total: int | None = None
+    progress_message: str | None = None
+    max_attempts: int = 0
+    cancel_requested: bool = False
+    error: str | None = None
+    has_result: bool = False
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
     v: int = SCHEMA_VERSION
 
     def to_json(self) -> str:
@@ -41,8 +52,8 @@ class JobEventMessage:
     def from_json(cls, raw: str | bytes) -> "JobEventMessage":
         """Parse a message; ``ValueError`` if it is not one of ours."""
         data: dict[str, Any] = json.loads(raw)
-        if data.get("v") != SCHEMA_VERSION:
-            raise ValueError(f"unsupported event schema version {data.get('v')!r}")
+        if not isinstance(data, dict) or data.get("v") != SCHEMA_VERSION:
+            raise ValueError("not a job event of this schema version")
         return cls(**data)
 
 

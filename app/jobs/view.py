@@ -1,0 +1,85 @@
+"""A job's public state as templates see it, built from a row or from one live event."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from app.jobs.models import Job
+from app.jobs.states import JobState
+from app.realtime.channels import JobEventMessage
+
+
+def dom_id(job_id: str, part: str = "status") -> str:
+    """The one stable element id of a job's fragment (pages, polls and pushes all use it)."""
+    return f"job-{job_id}-{part}"
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+@dataclass(frozen=True)
+class JobView:
+    """Whole current state of a job, enough to redraw its status fragment."""
+
+    id: str
+    report: str
+    state: str
+    progress: float
+    done: int | None
+    total: int | None
+    message: str | None
+    attempts: int
+    max_attempts: int
+    cancel_requested: bool
+    error: str | None
+    has_result: bool
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    last_seq: int
+
+    @property
+    def final(self) -> bool:
+        """True once the job has ended."""
+        return JobState(self.state).is_final
+
+    @property
+    def can_cancel(self) -> bool:
+        """Whether a cancel button makes sense."""
+        return not self.final and not self.cancel_requested
+
+    @property
+    def can_retry(self) -> bool:
+        """Whether a retry button makes sense."""
+        return self.state in (JobState.FAILED.value, JobState.CANCELLED.value)
+
+    @property
+    def dom_id(self) -> str:
+        """Element id of the status fragment."""
+        return dom_id(self.id)
+
+    @classmethod
+    def from_job(cls, job: Job) -> "JobView":
+        """From a database row."""
+        return cls(
+            id=str(job.id), report=job.report, state=job.state, progress=job.progress or 0.0,
+            done=job.progress_done, total=job.progress_total, message=job.progress_message,
+            attempts=job.attempts, max_attempts=job.max_attempts, cancel_requested=bool(job.cancel_requested),
+            error=f"{job.error_type}: {job.error_message}" if job.error_type else None,
+            has_result=job.state == JobState.SUCCEEDED.value and job.result is not None,
+            created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+            last_seq=job.last_seq,
+        )
+
+    @classmethod
+    def from_event(cls, event: JobEventMessage) -> "JobView":
+        """From a live event (which carries the job's whole public state)."""
+        return cls(
+            id=event.job_id, report=event.report, state=event.state, progress=event.progress,
+            done=event.done, total=event.total,
+            message=event.progress_message,
+            attempts=event.attempt, max_attempts=event.max_attempts, cancel_requested=event.cancel_requested,
+            error=event.error, has_result=event.has_result, created_at=_dt(event.created_at),
+            started_at=_dt(event.started_at), finished_at=_dt(event.finished_at), last_seq=event.seq,
+        )

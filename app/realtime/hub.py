@@ -1,0 +1,199 @@
+"""One Redis listener per web process, fanning job events out to per-socket queues."""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+import redis
+
+from app.realtime.channels import JOB_EVENTS_CHANNEL, JobEventMessage
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 1000
+
+
+class Resync:
+    """Queue marker: events may have been missed; re-read them from the database."""
+
+
+RESYNC = Resync()
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One socket's interest: an owner's jobs, chosen job ids, or every job (operators)."""
+
+    owner: str | None  # None: operator watching every owner
+    job_ids: set[str] = field(default_factory=set)
+    all_jobs: bool = False
+    inbox: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=QUEUE_SIZE))
+
+    def wants(self, message: JobEventMessage) -> bool:
+        """Whether ``message`` belongs on this socket."""
+        if self.owner is not None and message.owner != self.owner:
+            return False
+        return self.all_jobs or message.job_id in self.job_ids
+
+    def offer(self, item: object) -> None:
+        """Queue without blocking the listener; a full inbox turns into one resync."""
+        try:
+            self.inbox.put_nowait(item)
+        except queue.Full:
+            _drain(self.inbox)
+            self.inbox.put_nowait(RESYNC)
+
+
+def _drain(q: queue.Queue) -> None:
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            return
+
+
+class Hub:
+    """The process's listener thread and its subscribers."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.redis_url = redis_url
+        self._lock = threading.Lock()
+        self._subscribers: set[Subscriber] = set()
+        self._by_job: dict[str, set[Subscriber]] = {}
+        self._by_owner: dict[str | None, set[Subscriber]] = {}
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.connected = threading.Event()
+        self.reconnects = 0
+        self.delivered = 0
+
+    # -- subscribers ----------------------------------------------------------
+    # Indexes keep routing O(interested sockets), not O(all sockets), per event.
+    def add(self, subscriber: Subscriber) -> None:
+        """Register a socket (it receives nothing until it watches something)."""
+        self.ensure_running()
+        with self._lock:
+            self._subscribers.add(subscriber)
+
+    def watch_job(self, subscriber: Subscriber, job_id: str) -> None:
+        """Route events of ``job_id`` to ``subscriber`` (ownership is checked by the caller)."""
+        with self._lock:
+            subscriber.job_ids.add(job_id)
+            self._by_job.setdefault(job_id, set()).add(subscriber)
+
+    def watch_all(self, subscriber: Subscriber) -> None:
+        """Route every event of the subscriber's owner (every owner for operators)."""
+        with self._lock:
+            subscriber.all_jobs = True
+            self._by_owner.setdefault(subscriber.owner, set()).add(subscriber)
+
+    def remove(self, subscriber: Subscriber) -> None:
+        """Stop routing events to ``subscriber``."""
+        with self._lock:
+            self._subscribers.discard(subscriber)
+            for job_id in subscriber.job_ids:
+                watchers = self._by_job.get(job_id)
+                if watchers is not None:
+                    watchers.discard(subscriber)
+                    if not watchers:
+                        del self._by_job[job_id]
+            watchers = self._by_owner.get(subscriber.owner)
+            if watchers is not None:
+                watchers.discard(subscriber)
+                if not watchers:
+                    del self._by_owner[subscriber.owner]
+
+    @property
+    def socket_count(self) -> int:
+        """Open sockets in this process."""
+        with self._lock:
+            return len(self._subscribers)
+
+    def route(self, message: JobEventMessage) -> None:
+        """Hand ``message`` to every subscriber that wants it."""
+        with self._lock:
+            targets = set(self._by_job.get(message.job_id, ()))
+            targets.update(self._by_owner.get(message.owner, ()))
+            targets.update(self._by_owner.get(None, ()))
+        for subscriber in targets:
+            if subscriber.wants(message):
+                subscriber.offer(message)
+        self.delivered += len(targets)
+
+    def _resync_all(self) -> None:
+        with self._lock:
+            targets = list(self._subscribers)
+        for subscriber in targets:
+            subscriber.offer(RESYNC)
+
+    # -- listener -------------------------------------------------------------
+    def ensure_running(self) -> None:
+        """Start the listener thread in this process if it is not running."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._thread = threading.Thread(target=self._listen_forever, name="longrun-hub", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the listener (tests, shutdown)."""
+        self._stop.set()
+
+    def _listen_forever(self) -> None:
+        backoff = 0.2
+        first = True
+        while not self._stop.is_set():
+            try:
+                client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=5,
+                                              health_check_interval=10)
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(JOB_EVENTS_CHANNEL)
+                self.connected.set()
+                if not first:
+                    # Whatever was published while we were away is only in PostgreSQL now.
+                    self.reconnects += 1
+                    log.info("event listener reconnected to Redis")
+                    self._resync_all()
+                first = False
+                backoff = 0.2
+                self._pump(pubsub)
+            except (redis.RedisError, OSError) as exc:
+                self.connected.clear()
+                log.warning("event listener lost Redis (%s); retrying in %.1f s", exc, backoff)
+                self._stop.wait(backoff + random.uniform(0, backoff / 2))
+                backoff = min(backoff * 2, 5.0)
+
+    def _pump(self, pubsub: redis.client.PubSub) -> None:
+        last_check = time.monotonic()
+        while not self._stop.is_set():
+            # A bounded wait, never listen(): a half-open connection must not hang us forever.
+            raw = pubsub.get_message(timeout=1.0)
+            if raw is not None and raw.get("type") == "message":
+                try:
+                    self.route(JobEventMessage.from_json(raw["data"]))
+                except (ValueError, TypeError) as exc:
+                    log.warning("ignoring malformed event: %s", exc)
+            if time.monotonic() - last_check > 10:
+                pubsub.check_health()
+                last_check = time.monotonic()
+        pubsub.close()
+
+
+_hub: Hub | None = None
+_hub_pid: int | None = None
+_hub_lock = threading.Lock()
+
+
+def get_hub(redis_url: str) -> Hub:
+    """This process's hub (a new one after fork: threads do not survive it)."""
+    global _hub, _hub_pid
+    with _hub_lock:
+        if _hub is None or _hub_pid != os.getpid() or _hub.redis_url != redis_url:
+            _hub = Hub(redis_url)
+            _hub_pid = os.getpid()
+        return _hub

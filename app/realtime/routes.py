@@ -1,0 +1,45 @@
+"""``/notifications``: the WebSocket hub for live job events."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, request
+
+from app.errors import ApiError
+from app.extensions import sock
+from app.owners.identity import current_owner
+from app.realtime.hub import get_hub
+from app.realtime.session import NotificationSession
+
+bp = Blueprint("realtime", __name__)
+
+
+def origin_allowed() -> bool:
+    """Same-origin sockets only (browsers send cookies on cross-site handshakes), plus configured origins."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser: it authenticates with a cookie or token it holds itself
+    allowed = {o.strip() for o in current_app.config.get("LONGRUN_ALLOWED_ORIGINS", "").split(",") if o.strip()}
+    return origin in allowed or urlsplit(origin).netloc == request.host
+
+
+@bp.before_request
+def check_origin() -> None:
+    """Refuse foreign origins before the WebSocket handshake happens."""
+    if not origin_allowed():
+        raise ApiError(403, "Forbidden", "WebSocket connections from this origin are not allowed.",
+                       slug="origin-not-allowed")
+
+
+@sock.route("/notifications", bp=bp)
+def notifications(ws) -> None:  # noqa: ANN001 - simple_websocket.Server
+    """Subscribe with ``?job=<id>`` (repeatable), ``&after_seq=N``, ``&all=1`` and ``&format=json|html``."""
+    fmt = request.args.get("format", "json")
+    if fmt not in {"json", "html"}:
+        fmt = "json"
+    raw_after = request.args.get("after_seq", "")
+    after = int(raw_after) if raw_after.isdigit() else None
+    session = NotificationSession(ws, get_hub(current_app.config["REDIS_URL"]), current_owner(), fmt)
+    if raw_after and after is None:
+        session.send_error("invalid-after-seq", "after_seq must be a non-negative integer.")
+    session.run(request.args.getlist("job"), after, request.args.get("all") in {"1", "true"})

@@ -1,0 +1,264 @@
+"""One notification socket: snapshot from PostgreSQL, recorded gap, then live events — nothing lost."""
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import time
+import uuid
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any, Protocol
+
+from flask import render_template
+
+from app.api.serializers import job_json
+from app.extensions import db
+from app.jobs.models import Job, JobEvent, utcnow
+from app.jobs.states import ACTIVE_STATES
+from app.jobs.view import JobView
+from app.realtime.channels import JobEventMessage
+from app.realtime.hub import RESYNC, Hub, Subscriber
+
+log = logging.getLogger(__name__)
+
+# With no traffic for this long, re-check the database in case a publish was lost.
+QUIET_RESYNC_SECONDS = 30.0
+MAX_JOBS_PER_SOCKET = 100
+RECENT_JOBS_ON_SUBSCRIBE = 20
+
+
+class Socket(Protocol):
+    """The part of a simple-websocket connection we use."""
+
+    connected: bool
+
+    def send(self, data: str) -> None: ...
+    def receive(self, timeout: float | None = None) -> Any: ...
+
+
+class NotificationSession:
+    """Drives one socket; only this socket's thread ever sends on it."""
+
+    def __init__(self, ws: Socket, hub: Hub, owner: str | None, fmt: str) -> None:
+        self.ws = ws
+        self.hub = hub
+        self.owner = owner  # None: an operator watching every owner
+        self.fmt = fmt
+        self.subscriber = Subscriber(owner=owner)
+        self.tracked: dict[str, int] = {}  # job id -> last seq sent
+        self.all_since = None
+        self.last_traffic = time.monotonic()
+
+    # -- main loop ------------------------------------------------------------
+    def run(self, job_ids: list[str], after_seq: int | None, all_jobs: bool) -> None:
+        """Serve the socket until the client goes away."""
+        self.hub.add(self.subscriber)
+        try:
+            if all_jobs:
+                self.subscribe_all()
+            for job_id in job_ids:
+                self.subscribe(job_id, after_seq)
+            while self.ws.connected:
+                self._pump_inbox()
+                self._read_client()
+                if time.monotonic() - self.last_traffic > QUIET_RESYNC_SECONDS:
+                    self.resync()
+        finally:
+            self.hub.remove(self.subscriber)
+            db.session.remove()
+
+    def _pump_inbox(self) -> None:
+        try:
+            item = self.subscriber.inbox.get(timeout=0.2)
+        except queue.Empty:
+            return
+        while True:
+            if item is RESYNC:
+                self.resync()
+            else:
+                self.deliver(item)
+            try:
+                item = self.subscriber.inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    def _read_client(self) -> None:
+        while (raw := self.ws.receive(timeout=0)) is not None:
+            self.handle_client_message(raw)
+
+    # -- client messages --------------------------------------------------------
+    def handle_client_message(self, raw: str | bytes) -> None:
+        """Apply a ``subscribe`` message; anything malformed gets an error reply, never a crash."""
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            self.send_error("malformed-message", "Messages must be JSON, e.g. "
+                            '{"type": "subscribe", "jobs": ["<job id>"], "after_seq": 0}.')
+            return
+        if not isinstance(data, dict) or data.get("type") != "subscribe":
+            self.send_error("unknown-message", 'Only {"type": "subscribe", ...} messages are understood.')
+            return
+        after = data.get("after_seq")
+        if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 0):
+            self.send_error("invalid-after-seq", "after_seq must be a non-negative integer.")
+            return
+        jobs = data.get("jobs", [])
+        if isinstance(jobs, str):
+            jobs = [jobs]
+        if not isinstance(jobs, list) or not all(isinstance(j, str) for j in jobs):
+            self.send_error("invalid-jobs", "jobs must be a list of job ids.")
+            return
+        if data.get("all") is True:
+            self.subscribe_all()
+        for job_id in jobs:
+            self.subscribe(job_id, after)
+
+    # -- subscriptions ----------------------------------------------------------
+    def _visible(self, job_id: str) -> Job | None:
+        try:
+            key = uuid.UUID(job_id)
+        except ValueError:
+            return None
+        job = db.session.get(Job, key)
+        if job is None or (self.owner is not None and job.owner != self.owner):
+            return None
+        return job
+
+    def subscribe(self, job_id: str, after_seq: int | None) -> None:
+        """Watch one job: current state, then recorded events after ``after_seq``, then live."""
+        if len(self.tracked) >= MAX_JOBS_PER_SOCKET and job_id not in self.tracked:
+            self.send_error("too-many-jobs", f"A socket can watch at most {MAX_JOBS_PER_SOCKET} jobs.")
+            return
+        try:
+            job = self._visible(job_id)
+            if job is None:
+                self.send_error("job-not-found", "There is no job with this id among your jobs.", job_id=job_id[:64])
+                return
+            # Watch first: a live event racing the snapshot is queued, then dropped by seq if already sent.
+            self.hub.watch_job(self.subscriber, str(job.id))
+            self.send_snapshot(job)
+            if after_seq is not None:
+                self._send_recorded(str(job.id), after_seq, job.last_seq)
+            self.tracked[str(job.id)] = job.last_seq
+        finally:
+            db.session.remove()  # never pin a pooled connection for the socket's lifetime
+
+    def subscribe_all(self) -> None:
+        """Watch every job of the owner (every owner for operators): active and recent ones now, new ones live."""
+        self.hub.watch_all(self.subscriber)
+        self.all_since = utcnow()
+        try:
+            query = db.select(Job).order_by(Job.created_at.desc()).limit(RECENT_JOBS_ON_SUBSCRIBE)
+            active = db.select(Job).where(Job.state.in_([s.value for s in ACTIVE_STATES])).limit(MAX_JOBS_PER_SOCKET)
+            if self.owner is not None:
+                query = query.where(Job.owner == self.owner)
+                active = active.where(Job.owner == self.owner)
+            jobs = {j.id: j for j in db.session.execute(query).scalars()}
+            jobs.update({j.id: j for j in db.session.execute(active).scalars()})
+            for job in sorted(jobs.values(), key=lambda j: j.created_at):
+                self.send_snapshot(job)
+                self.tracked[str(job.id)] = job.last_seq
+        finally:
+            db.session.remove()
+
+    # -- delivery ---------------------------------------------------------------
+    def deliver(self, message: JobEventMessage) -> None:
+        """Send a live event exactly once and in order, filling any gap from the database."""
+        last = self.tracked.get(message.job_id)
+        if last is None:
+            # A job we did not know yet (watching all): start from its current state.
+            try:
+                job = self._visible(message.job_id)
+                if job is not None:
+                    self.send_snapshot(job)
+                    self.tracked[message.job_id] = job.last_seq
+            finally:
+                db.session.remove()
+            return
+        if message.seq <= last:
+            return
+        if message.seq > last + 1:
+            self._send_recorded(message.job_id, last, message.seq - 1)
+        self.send_event(message)
+        self.tracked[message.job_id] = message.seq
+
+    def resync(self) -> None:
+        """Catch up from PostgreSQL after the listener lost Redis or this socket fell behind."""
+        self.last_traffic = time.monotonic()
+        try:
+            if self.tracked:
+                ids = [uuid.UUID(j) for j in self.tracked]
+                latest = dict(db.session.execute(db.select(Job.id, Job.last_seq).where(Job.id.in_(ids))).all())
+                for job_id, seq in latest.items():
+                    known = self.tracked[str(job_id)]
+                    if seq > known:
+                        self._send_recorded(str(job_id), known, seq)
+                        self.tracked[str(job_id)] = seq
+            if self.all_since is not None:
+                query = db.select(Job).where(Job.updated_at >= self.all_since - timedelta(seconds=5)).limit(200)
+                if self.owner is not None:
+                    query = query.where(Job.owner == self.owner)
+                for job in db.session.execute(query).scalars():
+                    if str(job.id) not in self.tracked:
+                        self.send_snapshot(job)
+                        self.tracked[str(job.id)] = job.last_seq
+        finally:
+            db.session.remove()
+
+    def _send_recorded(self, job_id: str, after: int, upto: int) -> None:
+        job = db.session.get(Job, uuid.UUID(job_id))
+        if job is None:
+            return
+        events = db.session.execute(
+            db.select(JobEvent).where(JobEvent.job_id == job.id, JobEvent.seq > after, JobEvent.seq <= upto)
+            .order_by(JobEvent.seq)
+        ).scalars()
+        for event in events:
+            self.send_event(recorded_message(job, event), replay=True)
+
+    # -- wire formats -----------------------------------------------------------
+    def send_snapshot(self, job: Job) -> None:
+        """The job's whole current state."""
+        if self.fmt == "html":
+            self._send(render_template("jobs/_status.html", view=JobView.from_job(job), poll=False))
+        else:
+            self._send(json.dumps({"type": "snapshot", "job": job_json(job, operator=self.owner is None)}))
+
+    def send_event(self, message: JobEventMessage, replay: bool = False) -> None:
+        """One event: JSON as is, or (HTML) the redrawn status plus a notification line."""
+        if self.fmt == "html":
+            parts = [] if replay else [render_template("jobs/_status.html", view=JobView.from_event(message), poll=False)]
+            if message.kind != "progress":
+                parts.append(render_template("jobs/_notification.html", event=message))
+            if parts:
+                self._send("\n".join(parts))
+        else:
+            body = asdict(message)
+            body.pop("owner", None)
+            body.update(type="event", replay=replay)
+            self._send(json.dumps(body))
+
+    def send_error(self, code: str, detail: str, **extra: str) -> None:
+        """An error the client can act on; the socket stays open."""
+        if self.fmt == "html":
+            self._send(f'<div id="notifications-error" class="error">{_escape(detail)}</div>')
+        else:
+            self._send(json.dumps({"type": "error", "error": code, "detail": detail, **extra}))
+
+    def _send(self, data: str) -> None:
+        self.ws.send(data)
+        self.last_traffic = time.monotonic()
+
+
+def recorded_message(job: Job, event: JobEvent) -> JobEventMessage:
+    """A stored event in the live wire format (job-wide fields reflect the job now)."""
+    from app.jobs.lifecycle import event_message
+
+    return event_message(job, event)
+
+
+def _escape(text: str) -> str:
+    from markupsafe import escape
+
+    return str(escape(text))

@@ -1,0 +1,650 @@
+#!/usr/bin/env python3
+"""Longrun vs raw Celery: round-trip latency, pickup latency and throughput, in one run.
+
+    .venv/bin/python bench/bench_jobs.py            # defaults: 200 sequential, 500 throughput
+    .venv/bin/python bench/bench_jobs.py --help
+
+It owns everything it touches: PostgreSQL database ``longrun_bench`` (dropped and re-created),
+Redis DB 13 (flushed), one port in 5100-5199, and the gunicorn / celery processes it starts (each in
+its own session, killed as a group on exit, failure or Ctrl-C). See bench/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+import psycopg2
+import redis
+import requests
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+sys.path.insert(0, str(ROOT))
+
+from app.realtime.channels import JOB_EVENTS_CHANNEL  # noqa: E402 - after the path fix
+
+PG_HOST_URL = "postgresql://postgres@127.0.0.1:5432"
+DEFAULT_DB = "longrun_bench"
+DEFAULT_REDIS_DB = 13
+PORT_RANGE = range(5100, 5200)
+ZERO_WORK_BODY = {"report": "demo", "params": {"duration_seconds": 0, "steps": 1}}
+
+
+# --------------------------------------------------------------------------- statistics
+def percentile(values: list[float], p: float) -> float:
+    """Linear-interpolated percentile (p in 0..100)."""
+    if not values:
+        return float("nan")
+    xs = sorted(values)
+    k = (len(xs) - 1) * p / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def summary(values_s: list[float]) -> dict:
+    """p50 / p99 / mean / min / max in milliseconds."""
+    ms = [v * 1000.0 for v in values_s]
+    if not ms:
+        return {"n": 0, "p50": float("nan"), "p99": float("nan"), "mean": float("nan"),
+                "min": float("nan"), "max": float("nan")}
+    return {"n": len(ms), "p50": percentile(ms, 50), "p99": percentile(ms, 99), "mean": statistics.fmean(ms),
+            "min": min(ms), "max": max(ms)}
+
+
+# --------------------------------------------------------------------------- processes
+class Proc:
+    """A subprocess in its own session (process group), logging to a file."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], cwd: Path, logdir: Path,
+                 stop_signal: int = signal.SIGTERM) -> None:
+        self.name = name
+        self.log_path = logdir / f"{name}.log"
+        self._log = open(self.log_path, "w")
+        self.stop_signal = stop_signal
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.pgid = self.proc.pid  # start_new_session: the child leads its own group
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def wait_log(self, needle: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
+            if needle in self.log_path.read_text(errors="replace"):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def cpu_seconds(self) -> float:
+        """user+system CPU of the process and its live descendants."""
+        total = 0.0
+        try:
+            root = psutil.Process(self.proc.pid)
+            for p in [root, *root.children(recursive=True)]:
+                try:
+                    t = p.cpu_times()
+                    total += t.user + t.system
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            pass
+        return total
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Polite signal to the leader, then SIGKILL the whole group (also catches orphans)."""
+        if self.alive():
+            try:
+                os.kill(self.proc.pid, self.stop_signal)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        self._log.close()
+
+
+class ProcSet:
+    """Every process the benchmark started; ``stop_all`` is safe to call twice."""
+
+    def __init__(self) -> None:
+        self.procs: list[Proc] = []
+
+    def start(self, *args, **kwargs) -> Proc:  # noqa: ANN002, ANN003
+        p = Proc(*args, **kwargs)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p: Proc) -> None:
+        p.stop()
+        if p in self.procs:
+            self.procs.remove(p)
+
+    def stop_all(self) -> None:
+        for p in reversed(list(self.procs)):
+            try:
+                p.stop()
+            except Exception as exc:  # noqa: BLE001 - keep cleaning up the others
+                print(f"warning: could not stop {p.name}: {exc}", file=sys.stderr)
+        self.procs.clear()
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("0.0.0.0", port))
+            return True
+        except OSError:
+            return False
+
+
+# --------------------------------------------------------------------------- pub/sub listener
+class Listener(threading.Thread):
+    """Subscribes to one channel and records when each keyed message first arrived."""
+
+    def __init__(self, redis_url: str, channel: str, keys_of) -> None:  # noqa: ANN001
+        super().__init__(name=f"listen-{channel}", daemon=True)
+        self.keys_of = keys_of
+        self.client = redis.Redis.from_url(redis_url)
+        self.pubsub = self.client.pubsub()
+        self.pubsub.subscribe(channel)
+        # Wait for the confirmation, so nothing published after this returns can be missed.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            msg = self.pubsub.get_message(timeout=0.5)
+            if msg and msg["type"] == "subscribe":
+                break
+        else:
+            raise RuntimeError(f"no subscribe confirmation for {channel}")
+        self.cond = threading.Condition()
+        self.seen: dict = {}  # key -> (perf_counter, wall time)
+        self.messages = 0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            msg = self.pubsub.get_message(timeout=0.2)
+            if not msg or msg["type"] != "message":
+                continue
+            stamp = (time.perf_counter(), time.time())
+            try:
+                keys = self.keys_of(json.loads(msg["data"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+            with self.cond:
+                self.messages += 1
+                for key in keys:
+                    self.seen.setdefault(key, stamp)
+                self.cond.notify_all()
+
+    def wait(self, key, timeout: float) -> tuple[float, float] | None:  # noqa: ANN001
+        with self.cond:
+            self.cond.wait_for(lambda: key in self.seen, timeout)
+            return self.seen.get(key)
+
+    def wait_all(self, keys: list, timeout: float) -> list:
+        """Wait until every key was seen (or timeout); return the keys still missing."""
+        pending = set(keys)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                pending = {k for k in pending if k not in self.seen}
+                left = deadline - time.monotonic()
+                if not pending or left <= 0:
+                    return list(pending)
+                self.cond.wait(min(left, 0.5))
+
+    def get(self, key):  # noqa: ANN001
+        with self.cond:
+            return self.seen.get(key)
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.join(2)
+        try:
+            self.pubsub.close()
+            self.client.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+# --------------------------------------------------------------------------- environment
+def recreate_database(db_name: str) -> None:
+    conn = psycopg2.connect(f"{PG_HOST_URL}/postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        cur.execute(f'CREATE DATABASE "{db_name}"')
+    conn.close()
+
+
+def base_env(extra: dict[str, str]) -> dict[str, str]:
+    """The inherited environment minus any Longrun/DB/Redis settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("LONGRUN_") and k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "PORT",
+                                                         "WEB_CONCURRENCY", "GUNICORN_THREADS"}}
+    env.update(extra)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def venv_bin(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+# --------------------------------------------------------------------------- phase 1: raw Celery
+def run_raw(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_url: str) -> dict:
+    os.environ["BENCH_REDIS_URL"] = redis_url
+    sys.path.insert(0, str(BENCH_DIR))
+    import raw_celery_app as raw  # noqa: PLC0415 - needs BENCH_REDIS_URL first
+
+    env = base_env({"BENCH_REDIS_URL": redis_url})
+    worker = procs.start(
+        "raw-worker",
+        [venv_bin("celery"), "-A", "raw_celery_app", "worker", "-P", "prefork", "-c", str(args.worker_concurrency),
+         "-Q", raw.RAW_QUEUE, "-n", "bench-raw@%h", "-l", "INFO", "--without-mingle", "--without-gossip"],
+        env, BENCH_DIR, logdir)
+    listener = Listener(redis_url, raw.RAW_DONE_CHANNEL, lambda d: [d["token"]])
+    listener.start()
+    out: dict = {}
+    try:
+        worker.wait_log(" ready.", 60)
+
+        def one() -> tuple[float, str]:
+            token = uuid.uuid4().hex
+            t0 = time.perf_counter()
+            raw.noop.apply_async(args=[token])
+            got = listener.wait(token, args.job_timeout)
+            if got is None:
+                raise RuntimeError(f"raw task {token} never reported back:\n{worker.log_tail()}")
+            return got[0] - t0, token
+
+        for _ in range(args.warmup):
+            one()
+        out["rt"] = [one()[0] for _ in range(args.n)]
+
+        # Throughput: publish as fast as one thread can, then wait for every notice.
+        tokens = [uuid.uuid4().hex for _ in range(args.m)]
+        cpu0 = worker.cpu_seconds()
+        t0 = time.perf_counter()
+        for token in tokens:
+            raw.noop.apply_async(args=[token])
+        t_sent = time.perf_counter()
+        missing = listener.wait_all(tokens, args.throughput_timeout)
+        done = [listener.get(t)[0] for t in tokens if listener.get(t)]
+        t_end = max(done) if done else time.perf_counter()
+        out["tp"] = {"m": args.m, "completed": len(done), "missing": len(missing), "elapsed": t_end - t0,
+                     "publish_elapsed": t_sent - t0, "worker_cpu": worker.cpu_seconds() - cpu0}
+    finally:
+        listener.close()
+        procs.stop(worker)
+    return out
+
+
+# --------------------------------------------------------------------------- phase 2: Longrun
+def state_keys(d: dict) -> list:
+    if d.get("kind") == "state":
+        return [(d["job_id"], d["state"])]
+    return [(d["job_id"], "kind:" + d.get("kind", "?"))]
+
+
+def run_longrun(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_url: str, db_url: str) -> dict:
+    port = args.port
+    if not port_free(port):
+        raise RuntimeError(f"port {port} is busy; pick another with --port (5100-5199)")
+    env = base_env({
+        "LONGRUN_ENV": "testing",
+        "SECRET_KEY": "x",
+        "DATABASE_URL": db_url,
+        "REDIS_URL": redis_url,
+        "PORT": str(port),
+        "WEB_CONCURRENCY": str(args.web_concurrency),
+    })
+    mig = subprocess.run([venv_bin("flask"), "--app", "wsgi:app", "db", "upgrade"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    if mig.returncode != 0:
+        raise RuntimeError(f"migration failed:\n{mig.stdout[-2000:]}\n{mig.stderr[-2000:]}")
+
+    listener = Listener(redis_url, JOB_EVENTS_CHANNEL, state_keys)
+    listener.start()
+    web = procs.start("gunicorn", [venv_bin("gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"], env, ROOT, logdir,
+                      stop_signal=signal.SIGINT)  # SIGINT: gunicorn's quick shutdown
+    worker = procs.start(
+        "longrun-worker",
+        [venv_bin("celery"), "-A", "celery_worker", "worker", "-P", "prefork", "-c", str(args.worker_concurrency),
+         "-n", "bench-longrun@%h", "-l", "INFO", "--without-mingle", "--without-gossip"],
+        env, ROOT, logdir)
+    base = f"http://127.0.0.1:{port}"
+    out: dict = {}
+    try:
+        worker.wait_log(" ready.", 60)
+        deadline = time.monotonic() + 60
+        while True:
+            if not web.alive():
+                raise RuntimeError(f"gunicorn exited:\n{web.log_tail()}")
+            try:
+                if requests.get(base + "/reports", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn not answering on {base}:\n{web.log_tail()}")
+            time.sleep(0.2)
+
+        session = requests.Session()
+
+        def one() -> dict:
+            t0w = time.time()
+            t0 = time.perf_counter()
+            r = session.post(base + "/reports/v2", json=ZERO_WORK_BODY, timeout=30)
+            t_resp = time.perf_counter()
+            if r.status_code != 202:
+                raise RuntimeError(f"POST /reports/v2 answered {r.status_code}: {r.text[:500]}")
+            jid = r.json()["id"]
+            got = listener.wait((jid, "Succeeded"), args.job_timeout)
+            if got is None:
+                raise RuntimeError(f"job {jid} did not succeed in {args.job_timeout} s:\n{worker.log_tail()}")
+            enq, proc = listener.get((jid, "Enqueued")), listener.get((jid, "Processing"))
+            return {"id": jid, "t0": t0, "t0w": t0w, "resp": t_resp, "succ": got[0], "succw": got[1],
+                    "enq": enq[0] if enq else None, "proc": proc[0] if proc else None}
+
+        for _ in range(args.warmup):
+            one()
+        cpu_w0, cpu_k0 = web.cpu_seconds(), worker.cpu_seconds()
+        seq = [one() for _ in range(args.n)]
+        out["seq"] = seq
+        out["seq_cpu"] = {"web": web.cpu_seconds() - cpu_w0, "worker": worker.cpu_seconds() - cpu_k0}
+
+        # Throughput: M POSTs from several client threads (each its own session/owner), then every Succeeded.
+        per_thread = [args.m // args.client_threads + (1 if i < args.m % args.client_threads else 0)
+                      for i in range(args.client_threads)]
+        errors: list[str] = []
+        errors_lock = threading.Lock()
+
+        def submitter(count: int) -> list[str]:
+            s = requests.Session()
+            ids = []
+            for _ in range(count):
+                try:
+                    r = s.post(base + "/reports/v2", json=ZERO_WORK_BODY, timeout=30)
+                    if r.status_code == 202:
+                        ids.append(r.json()["id"])
+                    else:
+                        with errors_lock:
+                            errors.append(f"HTTP {r.status_code}: {r.text[:200]}")
+                except requests.RequestException as exc:
+                    with errors_lock:
+                        errors.append(f"{type(exc).__name__}: {exc}")
+            s.close()
+            return ids
+
+        cpu_w0, cpu_k0 = web.cpu_seconds(), worker.cpu_seconds()
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(args.client_threads) as pool:
+            ids = [jid for chunk in pool.map(submitter, per_thread) for jid in chunk]
+        t_sent = time.perf_counter()
+        keys = [(jid, "Succeeded") for jid in ids]
+        missing = listener.wait_all(keys, args.throughput_timeout)
+        done = [listener.get(k)[0] for k in keys if listener.get(k)]
+        t_end = max(done) if done else time.perf_counter()
+        out["tp"] = {"m": args.m, "accepted": len(ids), "http_errors": errors, "succeeded_events": len(done),
+                     "missing_events": len(missing), "elapsed": t_end - t0, "submit_elapsed": t_sent - t0,
+                     "ids": ids, "cpu_web": web.cpu_seconds() - cpu_w0, "cpu_worker": worker.cpu_seconds() - cpu_k0}
+        # Workers idle again before they are stopped (so the DB read below sees final states).
+        if missing:
+            time.sleep(2)
+        out["worker_log_errors"] = [ln for ln in worker.log_tail(200_000).splitlines()
+                                    if " ERROR" in ln or "Traceback" in ln][:10]
+        out["web_log_errors"] = [ln for ln in web.log_tail(200_000).splitlines()
+                                 if " ERROR" in ln or "Traceback" in ln][:10]
+    finally:
+        listener.close()
+        procs.stop(worker)
+        procs.stop(web)
+    out["db"] = read_db(db_url, [r["id"] for r in out.get("seq", [])], out.get("tp", {}).get("ids", []))
+    return out
+
+
+def read_db(db_url: str, seq_ids: list[str], tp_ids: list[str]) -> dict:
+    conn = psycopg2.connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            rows = {}
+            if seq_ids:
+                cur.execute("SELECT id::text, created_at, started_at, finished_at, state, attempts "
+                            "FROM jobs WHERE id::text = ANY(%s)", (seq_ids,))
+                rows = {r[0]: r[1:] for r in cur.fetchall()}
+            states: dict[str, int] = {}
+            tp_times: list[tuple] = []
+            if tp_ids:
+                cur.execute("SELECT state, count(*) FROM jobs WHERE id::text = ANY(%s) GROUP BY state", (tp_ids,))
+                states = dict(cur.fetchall())
+                cur.execute("SELECT created_at, started_at, finished_at FROM jobs "
+                            "WHERE id::text = ANY(%s) AND started_at IS NOT NULL", (tp_ids,))
+                tp_times = cur.fetchall()
+            cur.execute("SELECT state, count(*) FROM jobs GROUP BY state")
+            all_states = dict(cur.fetchall())
+            cur.execute("SELECT count(*) FROM jobs WHERE attempts > 1")
+            multi_attempt = cur.fetchone()[0]
+    finally:
+        conn.close()
+    return {"seq_rows": rows, "tp_states": states, "tp_times": tp_times, "all_states": all_states,
+            "multi_attempt": multi_attempt}
+
+
+# --------------------------------------------------------------------------- report
+def fmt(v: float) -> str:
+    return "n/a" if v != v else f"{v:8.2f}"  # noqa: PLR0124 - NaN check
+
+
+def print_table(title: str, rows: list[tuple[str, dict]]) -> None:
+    print(f"\n{title}")
+    print(f"  {'measure':<58} {'n':>5} {'p50 ms':>9} {'p99 ms':>9} {'mean ms':>9} {'max ms':>9}")
+    print("  " + "-" * 103)
+    for name, s in rows:
+        print(f"  {name:<58} {s['n']:>5} {fmt(s['p50']):>9} {fmt(s['p99']):>9} {fmt(s['mean']):>9} {fmt(s['max']):>9}")
+
+
+def report(args: argparse.Namespace, raw: dict, lr: dict) -> dict:
+    results: dict = {}
+    print("\n" + "=" * 107)
+    print(f"Longrun benchmark  —  {datetime.now().isoformat(timespec='seconds')}  "
+          f"(cpus={os.cpu_count()}, worker -c {args.worker_concurrency}, WEB_CONCURRENCY={args.web_concurrency}, "
+          f"n={args.n}, m={args.m}, client threads={args.client_threads})")
+    print("=" * 107)
+
+    raw_rt = summary(raw.get("rt", []))
+    rows = [("raw Celery round trip (apply_async -> pub/sub notice)", raw_rt)]
+    seq = lr.get("seq", [])
+    e2e = summary([r["succ"] - r["t0"] for r in seq])
+    rows.append(("Longrun e2e (POST sent -> Succeeded event)", e2e))
+    print_table("1-2. Sequential latency (one at a time, zero-work job)", rows)
+
+    dbrows = lr.get("db", {}).get("seq_rows", {})
+    pick_db = [(row[1] - row[0]).total_seconds() for jid, row in dbrows.items() if row[1] and row[0]]
+    pick_client = [r["proc"] - r["t0"] for r in seq if r["proc"] is not None]
+    pickup_db = summary(pick_db)
+    pickup_client = summary(pick_client)
+    print_table("3. Pickup latency (Longrun sequential jobs)", [
+        ("jobs.started_at - jobs.created_at (DB)", pickup_db),
+        ("POST sent -> Processing event received (client)", pickup_client),
+    ])
+
+    # Where the e2e time goes: one timeline, client clocks and DB wall clock on the same host.
+    bd = []
+    bd.append(("HTTP POST round trip (sent -> 202 received)", summary([r["resp"] - r["t0"] for r in seq])))
+    bd.append(("POST sent -> Enqueued event received", summary([r["enq"] - r["t0"] for r in seq if r["enq"]])))
+    bd.append(("POST sent -> jobs.created_at (web, before the INSERT)",
+               summary([dbrows[r["id"]][0].timestamp() - r["t0w"] for r in seq if r["id"] in dbrows])))
+    bd.append(("202 received -> Processing event received",
+               summary([r["proc"] - r["resp"] for r in seq if r["proc"]])))
+    bd.append(("Processing event -> Succeeded event (client)",
+               summary([r["succ"] - r["proc"] for r in seq if r["proc"]])))
+    bd.append(("jobs.started_at -> jobs.finished_at (worker, DB)",
+               summary([(row[2] - row[1]).total_seconds() for row in dbrows.values() if row[2] and row[1]])))
+    bd.append(("jobs.finished_at -> Succeeded event received (commit+publish)",
+               summary([r["succw"] - dbrows[r["id"]][2].timestamp() for r in seq
+                        if r["id"] in dbrows and dbrows[r["id"]][2]])))
+    print_table("   Breakdown of the Longrun e2e path (sequential jobs)", bd)
+
+    rtp, ltp = raw.get("tp", {}), lr.get("tp", {})
+    raw_rate = rtp["completed"] / rtp["elapsed"] if rtp.get("elapsed") else float("nan")
+    lr_rate = ltp["succeeded_events"] / ltp["elapsed"] if ltp.get("elapsed") else float("nan")
+    db_states = lr.get("db", {}).get("tp_states", {})
+    print("\n4. Throughput")
+    if rtp:
+        print(f"  raw Celery: {rtp['completed']}/{rtp['m']} tasks in {rtp['elapsed']:.2f} s  ->  {raw_rate:8.1f} tasks/s"
+              f"   (publishing alone took {rtp['publish_elapsed']:.2f} s; missing notices: {rtp['missing']};"
+              f" worker CPU {rtp['worker_cpu']:.1f} s)")
+    if ltp:
+        print(f"  Longrun:    {ltp['succeeded_events']}/{ltp['m']} jobs  in {ltp['elapsed']:.2f} s  ->  {lr_rate:8.1f} jobs/s"
+              f"   (submitting {ltp['accepted']} took {ltp['submit_elapsed']:.2f} s from {args.client_threads} threads)")
+        print(f"              DB states of those jobs: {json.dumps(db_states)}; HTTP errors: {len(ltp['http_errors'])};"
+              f" missing Succeeded events: {ltp['missing_events']}")
+        per_job = 1000.0 / max(1, ltp["accepted"])
+        print(f"              CPU per job: web {ltp['cpu_web'] * per_job:.1f} ms, worker {ltp['cpu_worker'] * per_job:.1f} ms"
+              f" (gunicorn + celery process trees; PostgreSQL/Redis not counted)")
+        tp_times = lr.get("db", {}).get("tp_times", [])
+        if tp_times:
+            s = summary([(t[1] - t[0]).total_seconds() for t in tp_times])
+            print(f"              pickup under load (started_at - created_at): p50 {s['p50']:.1f} ms, p99 {s['p99']:.1f} ms")
+        for err in ltp["http_errors"][:5]:
+            print(f"              error: {err}")
+    for label, key in (("worker", "worker_log_errors"), ("web", "web_log_errors")):
+        for line in lr.get(key, [])[:5]:
+            print(f"  {label} log: {line[:200]}")
+    other = lr.get("db", {})
+    if other:
+        print(f"  all jobs in longrun_bench by state: {json.dumps(other.get('all_states', {}))};"
+              f" jobs with >1 attempt: {other.get('multi_attempt')}")
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if b and b == b and a == a else float("nan")
+
+    r50, r99 = ratio(e2e["p50"], raw_rt["p50"]), ratio(e2e["p99"], raw_rt["p99"])
+    rtp_ratio = ratio(lr_rate, raw_rate)
+    print("\n5. Ratios and targets")
+    print(f"  Longrun e2e p50 / raw round-trip p50 : {r50:6.2f}x   ({e2e['p50']:.2f} ms / {raw_rt['p50']:.2f} ms)"
+          f"   target < 2x: {'MET' if r50 < 2 else 'NOT MET'}")
+    print(f"  Longrun e2e p99 / raw round-trip p99 : {r99:6.2f}x   ({e2e['p99']:.2f} ms / {raw_rt['p99']:.2f} ms)")
+    print(f"  Longrun jobs/s / raw tasks/s         : {rtp_ratio:6.2f}x   ({lr_rate:.1f} / {raw_rate:.1f})")
+    print(f"  pickup p50 (DB started_at - created_at): {pickup_db['p50']:.2f} ms"
+          f"   target < 50 ms: {'MET' if pickup_db['p50'] < 50 else 'NOT MET'}")
+    print(f"  pickup p50 (client POST -> Processing) : {pickup_client['p50']:.2f} ms")
+    print()
+    results.update({
+        "raw_rt": raw_rt, "longrun_e2e": e2e, "pickup_db": pickup_db, "pickup_client": pickup_client,
+        "breakdown": dict(bd), "raw_tasks_per_s": raw_rate, "longrun_jobs_per_s": lr_rate,
+        "ratio_p50": r50, "ratio_p99": r99, "ratio_throughput": rtp_ratio, "longrun_tp_states": db_states,
+    })
+    return results
+
+
+# --------------------------------------------------------------------------- main
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-n", "--n", type=int, default=200, help="sequential round trips / jobs (default 200)")
+    p.add_argument("-m", "--m", type=int, default=500, help="tasks / jobs in the throughput runs (default 500)")
+    p.add_argument("--warmup", type=int, default=20, help="untimed warm-up round trips per system (default 20)")
+    p.add_argument("--client-threads", type=int, default=8, help="HTTP client threads for Longrun throughput")
+    p.add_argument("--worker-concurrency", type=int, default=2, help="celery -c for both workers (default 2)")
+    p.add_argument("--web-concurrency", type=int, default=1, help="gunicorn WEB_CONCURRENCY (default 1)")
+    p.add_argument("--port", type=int, default=5150, help="gunicorn port, 5100-5199 (default 5150)")
+    p.add_argument("--db-name", default=DEFAULT_DB, help="PostgreSQL database, dropped and re-created")
+    p.add_argument("--redis-db", type=int, default=DEFAULT_REDIS_DB, help="Redis DB number, flushed (default 13)")
+    p.add_argument("--job-timeout", type=float, default=30.0, help="seconds to wait for one sequential job")
+    p.add_argument("--throughput-timeout", type=float, default=90.0, help="seconds to wait for a throughput run")
+    p.add_argument("--skip-raw", action="store_true", help="skip the raw Celery baseline")
+    p.add_argument("--json", metavar="PATH", help="also write the headline figures as JSON")
+    p.add_argument("--keep-logs", action="store_true", help="keep the process logs directory")
+    args = p.parse_args(argv)
+    if args.port not in PORT_RANGE:
+        p.error("--port must be in 5100-5199")
+    if args.redis_db in (0, 15):
+        p.error("Redis DB 0 and 15 belong to others")
+    if args.db_name in {"postgres", "longrun_test", "template0", "template1"}:
+        p.error(f"refusing to drop database {args.db_name}")
+    if min(args.n, args.m, args.client_threads, args.worker_concurrency, args.web_concurrency) < 1:
+        p.error("counts must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
+    db_url = f"{PG_HOST_URL}/{args.db_name}"
+    logdir = Path(tempfile.mkdtemp(prefix="longrun-bench-"))
+    procs = ProcSet()
+    failed = True
+
+    def on_term(signum, _frame) -> None:  # noqa: ANN001
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_term)
+    started = time.perf_counter()
+    try:
+        print(f"setup: database {args.db_name} (re-created), Redis DB {args.redis_db} (flushed), logs in {logdir}")
+        redis.Redis.from_url(redis_url).flushdb()
+        recreate_database(args.db_name)
+        raw: dict = {}
+        if not args.skip_raw:
+            print(f"phase 1: raw Celery baseline ({args.warmup} warm-up, {args.n} sequential, {args.m} throughput)")
+            raw = run_raw(args, procs, logdir, redis_url)
+        print(f"phase 2: Longrun ({args.warmup} warm-up, {args.n} sequential, {args.m} throughput)")
+        lr = run_longrun(args, procs, logdir, redis_url, db_url)
+        results = report(args, raw, lr)
+        print(f"total wall time {time.perf_counter() - started:.1f} s")
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2, default=str))
+        failed = False
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        procs.stop_all()
+        if failed or args.keep_logs:
+            print(f"process logs kept in {logdir}", file=sys.stderr)
+        else:
+            for f in logdir.iterdir():
+                f.unlink()
+            logdir.rmdir()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
