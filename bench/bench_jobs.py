@@ -161,6 +161,28 @@ class ProcSet:
         self.procs.clear()
 
 
+def service_cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far of PostgreSQL and Redis server processes and of this (client) process."""
+    out = {"postgres": 0.0, "redis": 0.0}
+    for p in psutil.process_iter(["name"]):
+        name = (p.info.get("name") or "")
+        key = "postgres" if name.startswith("postgres") else "redis" if name.startswith("redis-server") else None
+        if key is None:
+            continue
+        try:
+            t = p.cpu_times()
+            out[key] += t.user + t.system
+        except psutil.Error:
+            pass
+    t = psutil.Process().cpu_times()
+    out["client"] = t.user + t.system
+    return out
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: after[k] - before.get(k, 0.0) for k in after}
+
+
 def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -299,7 +321,7 @@ def run_raw(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_url: s
 
         # Throughput: publish as fast as one thread can, then wait for every notice.
         tokens = [uuid.uuid4().hex for _ in range(args.m)]
-        cpu0 = worker.cpu_seconds()
+        cpu0, svc0 = worker.cpu_seconds(), service_cpu_seconds()
         t0 = time.perf_counter()
         for token in tokens:
             raw.noop.apply_async(args=[token])
@@ -308,7 +330,8 @@ def run_raw(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_url: s
         done = [listener.get(t)[0] for t in tokens if listener.get(t)]
         t_end = max(done) if done else time.perf_counter()
         out["tp"] = {"m": args.m, "completed": len(done), "missing": len(missing), "elapsed": t_end - t0,
-                     "publish_elapsed": t_sent - t0, "worker_cpu": worker.cpu_seconds() - cpu0}
+                     "publish_elapsed": t_sent - t0, "worker_cpu": worker.cpu_seconds() - cpu0,
+                     "svc_cpu": cpu_delta(svc0, service_cpu_seconds())}
     finally:
         listener.close()
         procs.stop(worker)
@@ -412,7 +435,7 @@ def run_longrun(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_ur
             s.close()
             return ids
 
-        cpu_w0, cpu_k0 = web.cpu_seconds(), worker.cpu_seconds()
+        cpu_w0, cpu_k0, svc0 = web.cpu_seconds(), worker.cpu_seconds(), service_cpu_seconds()
         t0 = time.perf_counter()
         with ThreadPoolExecutor(args.client_threads) as pool:
             ids = [jid for chunk in pool.map(submitter, per_thread) for jid in chunk]
@@ -423,7 +446,8 @@ def run_longrun(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_ur
         t_end = max(done) if done else time.perf_counter()
         out["tp"] = {"m": args.m, "accepted": len(ids), "http_errors": errors, "succeeded_events": len(done),
                      "missing_events": len(missing), "elapsed": t_end - t0, "submit_elapsed": t_sent - t0,
-                     "ids": ids, "cpu_web": web.cpu_seconds() - cpu_w0, "cpu_worker": worker.cpu_seconds() - cpu_k0}
+                     "ids": ids, "cpu_web": web.cpu_seconds() - cpu_w0, "cpu_worker": worker.cpu_seconds() - cpu_k0,
+                     "svc_cpu": cpu_delta(svc0, service_cpu_seconds())}
         # Workers idle again before they are stopped (so the DB read below sees final states).
         if missing:
             time.sleep(2)
@@ -486,6 +510,9 @@ def report(args: argparse.Namespace, raw: dict, lr: dict) -> dict:
           f"(cpus={os.cpu_count()}, worker -c {args.worker_concurrency}, WEB_CONCURRENCY={args.web_concurrency}, "
           f"n={args.n}, m={args.m}, client threads={args.client_threads})")
     print("=" * 107)
+    l0, l1 = args.load_start, os.getloadavg()
+    print(f"load average at start {l0[0]:.2f} / {l0[1]:.2f}, at end {l1[0]:.2f} / {l1[1]:.2f} (1 / 5 min)"
+          + ("   WARNING: other work on this machine skews the figures" if l0[0] > 0.5 else ""))
 
     raw_rt = summary(raw.get("rt", []))
     rows = [("raw Celery round trip (apply_async -> pub/sub notice)", raw_rt)]
@@ -527,21 +554,27 @@ def report(args: argparse.Namespace, raw: dict, lr: dict) -> dict:
     db_states = lr.get("db", {}).get("tp_states", {})
     print("\n4. Throughput")
     if rtp:
+        per_task = 1000.0 / max(1, rtp["m"])
+        svc = rtp["svc_cpu"]
         print(f"  raw Celery: {rtp['completed']}/{rtp['m']} tasks in {rtp['elapsed']:.2f} s  ->  {raw_rate:8.1f} tasks/s"
-              f"   (publishing alone took {rtp['publish_elapsed']:.2f} s; missing notices: {rtp['missing']};"
-              f" worker CPU {rtp['worker_cpu']:.1f} s)")
+              f"   (one thread publishing took {rtp['publish_elapsed']:.2f} s; missing notices: {rtp['missing']})")
+        print(f"              CPU per task: worker {rtp['worker_cpu'] * per_task:.2f} ms, redis* {svc['redis'] * per_task:.2f} ms,"
+              f" client {svc['client'] * per_task:.2f} ms")
     if ltp:
         print(f"  Longrun:    {ltp['succeeded_events']}/{ltp['m']} jobs  in {ltp['elapsed']:.2f} s  ->  {lr_rate:8.1f} jobs/s"
               f"   (submitting {ltp['accepted']} took {ltp['submit_elapsed']:.2f} s from {args.client_threads} threads)")
         print(f"              DB states of those jobs: {json.dumps(db_states)}; HTTP errors: {len(ltp['http_errors'])};"
               f" missing Succeeded events: {ltp['missing_events']}")
         per_job = 1000.0 / max(1, ltp["accepted"])
-        print(f"              CPU per job: web {ltp['cpu_web'] * per_job:.1f} ms, worker {ltp['cpu_worker'] * per_job:.1f} ms"
-              f" (gunicorn + celery process trees; PostgreSQL/Redis not counted)")
+        svc = ltp["svc_cpu"]
+        print(f"              CPU per job: web {ltp['cpu_web'] * per_job:.1f} ms, worker {ltp['cpu_worker'] * per_job:.1f} ms,"
+              f" postgres* {svc['postgres'] * per_job:.1f} ms, redis* {svc['redis'] * per_job:.1f} ms,"
+              f" client {svc['client'] * per_job:.1f} ms   (*machine-wide server processes)")
         tp_times = lr.get("db", {}).get("tp_times", [])
         if tp_times:
             s = summary([(t[1] - t[0]).total_seconds() for t in tp_times])
-            print(f"              pickup under load (started_at - created_at): p50 {s['p50']:.1f} ms, p99 {s['p99']:.1f} ms")
+            print(f"              queue wait under load (started_at - created_at): p50 {s['p50']:.1f} ms,"
+                  f" p99 {s['p99']:.1f} ms (backlog, not per-job pickup cost)")
         for err in ltp["http_errors"][:5]:
             print(f"              error: {err}")
     for label, key in (("worker", "worker_log_errors"), ("web", "web_log_errors")):
@@ -617,6 +650,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_term)
     started = time.perf_counter()
+    args.load_start = os.getloadavg()
+    if args.load_start[0] > 0.5:
+        print(f"warning: 1-min load average is {args.load_start[0]:.2f} before starting; figures will be noisy",
+              file=sys.stderr)
     try:
         print(f"setup: database {args.db_name} (re-created), Redis DB {args.redis_db} (flushed), logs in {logdir}")
         redis.Redis.from_url(redis_url).flushdb()

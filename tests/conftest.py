@@ -42,13 +42,55 @@ TEST_ENV = {
 os.environ.update(TEST_ENV)
 
 
-def _recreate_database() -> None:
+def _recreate_database(name: str = TEST_DB) -> None:
     conn = psycopg2.connect(PG_ADMIN_URL)
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
-        cur.execute(f'CREATE DATABASE "{TEST_DB}"')
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cur.execute(f'CREATE DATABASE "{name}"')
     conn.close()
+
+
+def isolated_database(suffix: str) -> str:
+    """A separate migrated database, for tests whose sweep must not meet the shared worker's jobs."""
+    name = f"{TEST_DB}_{suffix}"
+    _recreate_database(name)
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi:app", "db", "upgrade"], cwd=ROOT,
+                   env={**os.environ, "DATABASE_URL": url}, check=True, capture_output=True)
+    return url
+
+
+class RedisServer:
+    """A Redis server of the test's own on a free port, which the test may restart."""
+
+    def __init__(self) -> None:
+        import shutil
+
+        self.binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Start (again) on the same port, empty: it keeps nothing on disk."""
+        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        for _ in range(100):
+            try:
+                if client.ping():
+                    return
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError("redis did not start")
+
+    def stop(self) -> None:
+        """Kill the server (SIGKILL: a crash, not a clean save)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +150,64 @@ class WorkerProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
         self._log.close()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class WebServer:
+    """The app served by a real gunicorn subprocess, as in production."""
+
+    def __init__(self, name: str, env: dict[str, str] | None = None, workers: int = 1, threads: int = 50) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = ARTIFACTS / f"web-{name}.log"
+        self._log = open(self.log_path, "w")
+        cmd = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}",
+               "--workers", str(workers), "--threads", str(threads), "wsgi:app"]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30) -> None:
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"web server exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                requests.get(self.url + "/reports", timeout=1)
+                return
+            except requests.RequestException:
+                time.sleep(0.2)
+        raise RuntimeError("web server did not start")
+
+    def stop(self) -> None:
+        """Graceful stop, then force."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def web(app, worker) -> Iterator[WebServer]:
+    """One production-style web server shared by the tests that need a real socket."""
+    server = WebServer("main")
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

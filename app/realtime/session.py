@@ -166,8 +166,10 @@ class NotificationSession:
     def deliver(self, message: JobEventMessage) -> None:
         """Send a live event exactly once and in order, filling any gap from the database."""
         last = self.tracked.get(message.job_id)
+        if last is None and message.seq == 1:
+            last = 0  # a job created after we subscribed: its first event is its whole story so far
         if last is None:
-            # A job we did not know yet (watching all): start from its current state.
+            # A job we did not know yet (watching all) that is past its first event: start from its current state.
             try:
                 job = self._visible(message.job_id)
                 if job is not None:

@@ -1,0 +1,125 @@
+"""/notifications against a real gunicorn server, real Redis and real workers."""
+import json
+import time
+
+import pytest
+import websocket
+
+from tests.helpers import wait_for
+from tests.realtime.wsclient import Owner, is_final_event, live_events, read_until
+
+
+@pytest.fixture
+def owner(web):
+    return Owner(web.url)
+
+
+def test_events_arrive_in_order_with_the_seed_messages(owner):
+    job = owner.submit(duration_seconds=0.6, steps=3)
+    ws = owner.connect(f"job={job['id']}&after_seq=0")
+    messages = read_until(ws, is_final_event(job["id"]))
+    ws.close()
+    assert messages[0]["type"] == "snapshot" and messages[0]["job"]["id"] == job["id"]
+    events = live_events(messages, job["id"])
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(1, seqs[-1] + 1)), seqs  # every event, once, in order
+    texts = [e["message"] for e in events]
+    assert f"Started processing job with Id: {job['id']}" in texts
+    assert texts[-1] == f"Completed processing job with Id: {job['id']}"
+    assert events[-1]["state"] == "Succeeded" and events[-1]["progress"] == 100.0
+    assert any(e["kind"] == "progress" for e in events)
+
+
+def test_late_subscriber_gets_the_final_state_at_once(owner):
+    job = owner.submit(duration_seconds=0, steps=1)
+    wait_for(lambda: owner.job(job["id"])["final"], what="job to finish")
+    ws = owner.connect(f"job={job['id']}")
+    ws.settimeout(2)
+    first = json.loads(ws.recv())
+    ws.close()
+    assert first["type"] == "snapshot" and first["job"]["state"] == "Succeeded" and first["job"]["final"]
+
+
+def test_reconnect_with_after_seq_fills_the_gap(owner):
+    job = owner.submit(duration_seconds=1.5, steps=5)
+    ws = owner.connect(f"job={job['id']}")
+    seen = read_until(ws, lambda m: m.get("type") == "event" and m.get("kind") == "progress")
+    last_seq = live_events(seen, job["id"])[-1]["seq"]
+    ws.close()  # the client drops; the job goes on without it
+    wait_for(lambda: owner.job(job["id"])["final"], what="job to finish")
+    ws = owner.connect()
+    ws.send(json.dumps({"type": "subscribe", "jobs": [job["id"]], "after_seq": last_seq}))
+    messages = read_until(ws, lambda m: m.get("type") == "event" and m["state"] == "Succeeded" and m["kind"] == "state")
+    ws.close()
+    snapshot, replayed = messages[0], live_events(messages, job["id"])
+    assert snapshot["type"] == "snapshot" and snapshot["job"]["state"] == "Succeeded"
+    assert [e["seq"] for e in replayed] == list(range(last_seq + 1, snapshot["job"]["last_seq"] + 1))
+    assert all(e["replay"] for e in replayed)
+
+
+def test_other_owner_receives_nothing_of_this_job(web, owner):
+    stranger = Owner(web.url)
+    spy = stranger.connect("all=1")
+    job = owner.submit(duration_seconds=0.3, steps=2)
+    spy.send(json.dumps({"type": "subscribe", "jobs": [job["id"]]}))
+    spy.settimeout(1)
+    refusal = json.loads(spy.recv())
+    assert refusal["type"] == "error" and refusal["error"] == "job-not-found"
+    wait_for(lambda: owner.job(job["id"])["final"], what="job to finish")
+    spy.settimeout(1.5)
+    leaked = []
+    try:
+        while True:
+            leaked.append(json.loads(spy.recv()))
+    except websocket.WebSocketTimeoutException:
+        pass
+    spy.close()
+    assert not [m for m in leaked if job["id"] in json.dumps(m)]
+
+
+def test_all_jobs_subscription_sees_new_jobs(owner):
+    ws = owner.connect("all=1")
+    job = owner.submit(duration_seconds=0.2, steps=1)
+    messages = read_until(ws, is_final_event(job["id"]))
+    ws.close()
+    assert live_events(messages, job["id"])[0]["seq"] == 1
+
+
+def test_malformed_messages_get_errors_and_the_socket_keeps_working(owner):
+    ws = owner.connect()
+    for bad, code in [("not json", "malformed-message"), ('{"type": "dance"}', "unknown-message"),
+                      ('{"type": "subscribe", "jobs": 5}', "invalid-jobs"),
+                      ('{"type": "subscribe", "jobs": ["x"], "after_seq": -1}', "invalid-after-seq"),
+                      ('{"type": "subscribe", "jobs": ["not-a-uuid"]}', "job-not-found")]:
+        ws.send(bad)
+        ws.settimeout(2)
+        reply = json.loads(ws.recv())
+        assert reply["type"] == "error" and reply["error"] == code, (bad, reply)
+    job = owner.submit(duration_seconds=0, steps=1)
+    ws.send(json.dumps({"type": "subscribe", "jobs": [job["id"]]}))
+    read_until(ws, is_final_event(job["id"]))
+    ws.close()
+
+
+def test_foreign_origin_is_refused(owner, web):
+    with pytest.raises(websocket.WebSocketBadStatusException) as info:
+        owner.connect(origin="http://evil.example")
+    assert info.value.status_code == 403
+    ws = owner.connect(origin=web.url)  # same origin is fine
+    ws.close()
+
+
+def test_html_format_pushes_the_status_fragment_and_notifications(owner):
+    job = owner.submit(duration_seconds=0.2, steps=2)
+    ws = owner.connect(f"job={job['id']}&format=html")
+    frames = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        ws.settimeout(5)
+        frames.append(ws.recv())
+        if "Completed processing job" in frames[-1]:
+            break
+    ws.close()
+    assert frames[0].startswith(f'<div id="job-{job["id"]}-status"')
+    assert 'data-state="Succeeded"' in frames[-1]
+    assert f'id="job-{job["id"]}-notifications" hx-swap-oob="beforeend"' in frames[-1]
