@@ -67,22 +67,37 @@ def register_blueprints(app: Flask) -> None:
     """Routes and CLI command groups."""
     from app.api import bp as api_bp
     from app.owners.cli import bp as tokens_cli
+    from app.dashboard.routes import bp as dashboard_bp
     from app.realtime.routes import bp as realtime_bp
     from app.sales.cli import bp as sales_cli
+    from app.web import bp as web_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(realtime_bp)
+    app.register_blueprint(web_bp)
+    app.register_blueprint(dashboard_bp)
     app.register_blueprint(tokens_cli)
     app.register_blueprint(sales_cli)
 
 
 def register_request_hooks(app: Flask) -> None:
-    """Every request gets an owner."""
+    """Every request gets an owner and, when it could be forged, a CSRF check."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
     from app.owners.identity import resolve_owner
+    from app.web.csrf import check_csrf, csrf_token
+
+    if app.config["LONGRUN_PROXY_COUNT"]:
+        # Behind a router (Heroku), the client address comes from X-Forwarded-For.
+        n = app.config["LONGRUN_PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
     @app.before_request
     def identify_owner() -> None:
         resolve_owner()
+        check_csrf()
+
+    app.jinja_env.globals["csrf_token"] = csrf_token
 
 
 def configure_logging() -> None:

@@ -75,6 +75,12 @@ def load_config(overrides: dict | None = None) -> dict:
         "LONGRUN_QUEUE": os.environ.get("LONGRUN_QUEUE", "longrun"),
         "LONGRUN_V1_SECONDS": _float("LONGRUN_V1_SECONDS", 10.0),
         "LONGRUN_PAGE_SIZE_MAX": 100,
+        # Operator access: local requests get this role; remote ones need a credential.
+        "LONGRUN_DASHBOARD_LOCAL_ROLE": os.environ.get("LONGRUN_DASHBOARD_LOCAL_ROLE", "operator"),
+        "LONGRUN_OPERATOR_TOKEN": os.environ.get("LONGRUN_OPERATOR_TOKEN", ""),
+        "LONGRUN_VIEWER_TOKEN": os.environ.get("LONGRUN_VIEWER_TOKEN", ""),
+        # Number of trusted proxies in front of the app (Heroku's router: 1) for client addresses.
+        "LONGRUN_PROXY_COUNT": _int("LONGRUN_PROXY_COUNT", 0),
         # Extra origins allowed to open /notifications (comma-separated); same-origin always is.
         "LONGRUN_ALLOWED_ORIGINS": os.environ.get("LONGRUN_ALLOWED_ORIGINS", ""),
     }

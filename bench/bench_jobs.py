@@ -407,6 +407,13 @@ def run_longrun(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_ur
 
         for _ in range(args.warmup):
             one()
+        # Floor: an HTTP round trip to the same gunicorn that touches neither PostgreSQL nor Redis.
+        floor = []
+        for _ in range(args.n):
+            t0 = time.perf_counter()
+            session.get(base + "/reports", timeout=10).raise_for_status()
+            floor.append(time.perf_counter() - t0)
+        out["http_floor"] = floor
         cpu_w0, cpu_k0 = web.cpu_seconds(), worker.cpu_seconds()
         seq = [one() for _ in range(args.n)]
         out["seq"] = seq
@@ -459,8 +466,31 @@ def run_longrun(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_ur
         listener.close()
         procs.stop(worker)
         procs.stop(web)
+    out["commit_floor"] = commit_floor(db_url, args.n)
     out["db"] = read_db(db_url, [r["id"] for r in out.get("seq", [])], out.get("tp", {}).get("ids", []))
     return out
+
+
+def commit_floor(db_url: str, n: int) -> list[float]:
+    """Round trip of one tiny durable PostgreSQL transaction (INSERT + COMMIT) on the bench database."""
+    conn = psycopg2.connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS bench_commit_floor (id serial PRIMARY KEY, v int)")
+        conn.commit()
+        times = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            with conn.cursor() as cur:
+                cur.execute("INSERT INTO bench_commit_floor (v) VALUES (%s)", (i,))
+            conn.commit()
+            times.append(time.perf_counter() - t0)
+        with conn.cursor() as cur:
+            cur.execute("DROP TABLE bench_commit_floor")
+        conn.commit()
+        return times
+    finally:
+        conn.close()
 
 
 def read_db(db_url: str, seq_ids: list[str], tp_ids: list[str]) -> dict:
@@ -547,6 +577,10 @@ def report(args: argparse.Namespace, raw: dict, lr: dict) -> dict:
                summary([r["succw"] - dbrows[r["id"]][2].timestamp() for r in seq
                         if r["id"] in dbrows and dbrows[r["id"]][2]])))
     print_table("   Breakdown of the Longrun e2e path (sequential jobs)", bd)
+    print_table("   Reference floors (same machine)", [
+        ("HTTP GET /reports on the same gunicorn (no DB, no Redis)", summary(lr.get("http_floor", []))),
+        ("PostgreSQL tiny INSERT + COMMIT (durable, psycopg2)", summary(lr.get("commit_floor", []))),
+    ])
 
     rtp, ltp = raw.get("tp", {}), lr.get("tp", {})
     raw_rate = rtp["completed"] / rtp["elapsed"] if rtp.get("elapsed") else float("nan")

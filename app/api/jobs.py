@@ -15,6 +15,8 @@ from app.jobs.states import parse_state
 from app.owners.identity import current_owner
 from app.reports import get_report
 from app.reports.registry import UnknownReport
+from app.web import pages
+from app.web.rendering import is_htmx, vary, wants_page
 
 
 def owned_job_or_404(job_id: str) -> Job:
@@ -45,21 +47,25 @@ def list_my_jobs() -> Response:
     page = query_int("page", 1, 1, 1_000_000)
     per_page = query_int("per_page", 20, 1, 100)
     jobs, total = list_jobs(current_owner(), state=state, report=report, page=page, per_page=per_page)
+    if wants_page():
+        return pages.jobs_page(jobs, total, page, per_page)
     args = {k: v for k, v in {"state": raw_state, "report": report, "per_page": per_page}.items() if v}
     links = {"self": url_for("api.list_my_jobs", page=page, **args)}
     if page * per_page < total:
         links["next"] = url_for("api.list_my_jobs", page=page + 1, **args)
     if page > 1:
         links["prev"] = url_for("api.list_my_jobs", page=page - 1, **args)
-    return jsonify({"items": [job_json(j) for j in jobs], "page": page, "per_page": per_page,
-                    "total": total, "links": links})
+    return vary(jsonify({"items": [job_json(j) for j in jobs], "page": page, "per_page": per_page,
+                         "total": total, "links": links}))
 
 
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
     """One job's current state."""
     job = owned_job_or_404(job_id)
-    response = jsonify(job_json(job))
+    if wants_page():
+        return pages.job_page(job)
+    response = vary(jsonify(job_json(job)))
     if not job.job_state.is_final:
         response.headers["Retry-After"] = "1"
     return response
@@ -89,7 +95,10 @@ def cancel_job_route(job_id: str) -> tuple[Response, int]:
     except JobConflict as exc:
         raise _conflict(exc) from None
     # 202 while a running job has yet to reach its checkpoint, 200 once it is Cancelled.
-    return jsonify(job_json(job)), 200 if job.job_state.is_final else 202
+    status = 200 if job.job_state.is_final else 202
+    if is_htmx():
+        return pages.job_page(job), 200
+    return jsonify(job_json(job)), status
 
 
 bp.add_url_rule("/jobs/<job_id>/cancel", endpoint="cancel_job", methods=["POST"])
@@ -103,6 +112,8 @@ def retry_job_route(job_id: str) -> tuple[Response, int]:
         job = retry_job(job)
     except JobConflict as exc:
         raise _conflict(exc) from None
+    if is_htmx():
+        return pages.job_page(job), 200
     response = jsonify(job_json(job))
     response.headers["Location"] = url_for("api.get_job", job_id=str(job.id))
     return response, 202

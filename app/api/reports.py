@@ -15,6 +15,8 @@ from app.reports import all_reports, get_report
 from app.reports.context import InlineContext
 from app.reports.params import ParamsInvalid
 from app.reports.registry import UnknownReport
+from app.web import pages
+from app.web.rendering import is_htmx, vary
 
 MAX_IDEMPOTENCY_KEY = 255
 
@@ -40,8 +42,11 @@ def report_v1() -> Response:
         raise _invalid_params(exc) from None
     started = time.monotonic()
     demo.func(InlineContext(), **params)
-    response = Response("Completed", mimetype="text/plain")
-    response.headers["X-Elapsed-Seconds"] = f"{time.monotonic() - started:.3f}"
+    elapsed = time.monotonic() - started
+    if is_htmx():
+        return pages.v1_fragment(elapsed)
+    response = vary(Response("Completed", mimetype="text/plain"))
+    response.headers["X-Elapsed-Seconds"] = f"{elapsed:.3f}"
     return response
 
 
@@ -94,7 +99,7 @@ def _enqueue(api_version: str) -> tuple[Response, int]:
                        slug="idempotency-key-reused") from None
     job = submission.job
     location = url_for("api.get_job", job_id=str(job.id))
-    response = jsonify(job_json(job))
+    response = pages.enqueued_fragment(job, api_version) if is_htmx() else vary(jsonify(job_json(job)))
     response.headers["Location"] = location
     response.headers["Retry-After"] = "1"
     if not submission.created:

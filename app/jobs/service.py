@@ -167,6 +167,19 @@ def retry_job(job: Job, by: str = "owner") -> Job:
     return locked
 
 
+def delete_job(job: Job) -> None:
+    """Remove a finished job with its history and result; running jobs must be cancelled first."""
+    locked = lock_job(job.id)
+    if locked is None:
+        raise LookupError(str(job.id))
+    if not locked.job_state.is_final:
+        state = locked.state
+        db.session.rollback()
+        raise JobConflict(f"the job is {state}; cancel it before deleting it")
+    db.session.delete(locked)
+    db.session.commit()
+
+
 def list_jobs(
     owner: str | None, *, state: JobState | None = None, report: str | None = None,
     page: int = 1, per_page: int = 20,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from app.jobs.models import Job
 from app.jobs.states import JobState
@@ -53,6 +53,22 @@ class JobView:
     def can_retry(self) -> bool:
         """Whether a retry button makes sense."""
         return self.state in (JobState.FAILED.value, JobState.CANCELLED.value)
+
+    @property
+    def elapsed_seconds(self) -> float | None:
+        """Running time so far (or in total, once finished)."""
+        if self.started_at is None:
+            return None
+        end = self.finished_at or datetime.now(timezone.utc)
+        return max(0.0, (end - self.started_at).total_seconds())
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Remaining time, extrapolated from progress so far (None when it cannot be told)."""
+        elapsed = self.elapsed_seconds
+        if self.final or elapsed is None or not 0 < self.progress < 100:
+            return None
+        return elapsed * (100 - self.progress) / self.progress
 
     @property
     def dom_id(self) -> str:

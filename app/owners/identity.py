@@ -13,6 +13,7 @@ from app.extensions import db
 from app.owners.models import ApiToken
 
 TOKEN_PREFIX = "lr_"
+OPERATOR_PATHS = ("/dashboard", "/metrics")
 
 
 def hash_token(token: str) -> str:
@@ -40,7 +41,8 @@ def token_owner(token: str) -> str | None:
 def resolve_owner() -> str:
     """Set and return ``g.owner`` for this request (``before_request`` hook)."""
     header = request.headers.get("Authorization")
-    if header is not None:
+    # Operator pages take their own credentials (see app.dashboard.access).
+    if header is not None and not request.path.startswith(OPERATOR_PATHS):
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, "Unauthorized", "Use 'Authorization: Bearer <token>'.", slug="unauthorized")
@@ -48,6 +50,7 @@ def resolve_owner() -> str:
         if owner is None:
             raise ApiError(401, "Unauthorized", "The bearer token is unknown or revoked.", slug="unauthorized")
         g.owner = f"user:{owner}"
+        g.auth = "bearer"
         return g.owner
     owner = session.get("owner")
     if not isinstance(owner, str) or not owner.startswith("anon:"):
@@ -55,6 +58,7 @@ def resolve_owner() -> str:
         session["owner"] = owner
         session.permanent = True
     g.owner = owner
+    g.auth = "cookie"
     return owner
 
 

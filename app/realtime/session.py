@@ -223,7 +223,12 @@ class NotificationSession:
     def send_snapshot(self, job: Job) -> None:
         """The job's whole current state."""
         if self.fmt == "html":
-            self._send(render_template("jobs/_status.html", view=JobView.from_job(job), poll=False))
+            # Whole state: the status and the full notification list (replacing any stale copy).
+            from app.web.pages import history
+
+            view = JobView.from_job(job)
+            self._send(render_template("jobs/_status.html", view=view, poll=False) + "\n" +
+                       render_template("jobs/_notifications.html", view=view, events=history(job), oob=True))
         else:
             self._send(json.dumps({"type": "snapshot", "job": job_json(job, operator=self.owner is None)}))
 

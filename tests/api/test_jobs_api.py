@@ -54,7 +54,7 @@ def test_job_that_keeps_failing_ends_failed_with_its_error(client):
     assert "traceback" not in done["error"]  # operators only
     assert client.get(f"/jobs/{job['id']}/result").status_code == 409
     # A failed job can be retried by its owner: it starts over with a fresh attempt budget.
-    again = client.post(f"/jobs/{job['id']}/retry")
+    again = client.post(f"/jobs/{job['id']}/retry", json={})
     assert again.status_code == 202 and again.get_json()["state"] == "Enqueued"
     final = wait_for_state(client, job["id"], {"Failed"}, timeout=30)
     assert final["attempts"] == 3
@@ -79,7 +79,7 @@ def test_cancelled_queued_job_never_runs(client):
     for blocker in blockers:
         wait_for_state(client, blocker["id"], "Processing")
     queued = submit(client, duration_seconds=0.1, steps=1)
-    response = client.post(f"/jobs/{queued['id']}/cancel")
+    response = client.post(f"/jobs/{queued['id']}/cancel", json={})
     assert response.status_code == 200 and response.get_json()["state"] == "Cancelled"
     for blocker in blockers:
         wait_for_state(client, blocker["id"], "Succeeded")
@@ -87,7 +87,7 @@ def test_cancelled_queued_job_never_runs(client):
     body = client.get(f"/jobs/{queued['id']}").get_json()
     assert body["state"] == "Cancelled" and body["attempts"] == 0 and body["started_at"] is None
     # ... and it can be brought back on purpose.
-    assert client.post(f"/jobs/{queued['id']}/retry").status_code == 202
+    assert client.post(f"/jobs/{queued['id']}/retry", json={}).status_code == 202
     assert wait_for_state(client, queued["id"], "Succeeded")["attempts"] == 1
 
 

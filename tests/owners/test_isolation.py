@@ -9,8 +9,9 @@ def test_other_owner_gets_the_same_404_as_an_unknown_id(client, other_client):
     wait_for_state(client, job["id"], "Succeeded")
     for method, suffix in [("get", ""), ("get", "/events"), ("get", "/result"), ("delete", ""),
                            ("post", "/retry"), ("post", "/cancel")]:
-        foreign = getattr(other_client, method)(f"/jobs/{job['id']}{suffix}")
-        unknown = getattr(other_client, method)(f"/jobs/{UNKNOWN}{suffix}")
+        body = {"json": {}} if method == "post" else {}
+        foreign = getattr(other_client, method)(f"/jobs/{job['id']}{suffix}", **body)
+        unknown = getattr(other_client, method)(f"/jobs/{UNKNOWN}{suffix}", **body)
         assert foreign.status_code == unknown.status_code == 404
         assert {k: v for k, v in foreign.get_json().items() if k != "instance"} == \
                {k: v for k, v in unknown.get_json().items() if k != "instance"}

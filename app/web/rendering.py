@@ -1,0 +1,51 @@
+"""One URL, three renderings: JSON for API clients, a page for browsers, a fragment for htmx."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, make_response, render_template, request
+
+
+def is_htmx() -> bool:
+    """An htmx request that wants a fragment (not a boosted navigation or a history restore)."""
+    return (
+        request.headers.get("HX-Request") == "true"
+        and request.headers.get("HX-Boosted") != "true"
+        and request.headers.get("HX-History-Restore-Request") != "true"
+    )
+
+
+def wants_page() -> bool:
+    """A browser navigation: HTML is preferred over JSON."""
+    if is_htmx():
+        return True
+    accept = request.accept_mimetypes
+    return accept.best_match(["application/json", "text/html"]) == "text/html" and accept["text/html"] > accept["application/json"]
+
+
+def render_page_or_fragment(page: str, fragment: str, status: int = 200, **context: Any) -> Response:
+    """Render ``fragment`` for htmx and ``page`` otherwise; caches must key on both headers."""
+    template = fragment if is_htmx() else page
+    response = make_response(render_template(template, **context), status)
+    vary(response)
+    return response
+
+
+def vary(response: Response) -> Response:
+    """Mark a negotiated response so caches keep the renderings apart."""
+    response.vary.add("HX-Request")
+    response.vary.add("Accept")
+    return response
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds as a short human duration: ``4.2 s``, ``3 min 05 s``, ``2 h 10 min``."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
