@@ -102,7 +102,7 @@ def state_counts() -> dict[str, int]:
 def find_jobs(f: JobFilter, page: int) -> tuple[list[Job], int]:
     """A page of jobs matching ``f`` (newest first) and the total."""
     query = f.apply(sa.select(Job))
-    total = db.session.execute(query.with_only_columns(sa.func.count()).order_by(None)).scalar_one()
+    total = db.session.execute(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())).scalar_one()
     rows = db.session.execute(
         query.order_by(Job.created_at.desc(), Job.id).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
     ).scalars().all()

@@ -192,7 +192,7 @@ def list_jobs(
         query = query.where(Job.state == state.value)
     if report is not None:
         query = query.where(Job.report == report)
-    total = db.session.execute(query.with_only_columns(db.func.count()).order_by(None)).scalar_one()
+    total = db.session.execute(db.select(db.func.count()).select_from(query.order_by(None).subquery())).scalar_one()
     rows = db.session.execute(
         query.order_by(Job.created_at.desc(), Job.id).limit(per_page).offset((page - 1) * per_page)
     ).scalars().all()

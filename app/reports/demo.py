@@ -29,5 +29,5 @@ def demo(ctx: ReportContext, duration_seconds: float, steps: int, fail_times: in
         raise PlannedFailure(f"planned failure on attempt {ctx.attempt} of {fail_times}")
     for step in range(1, steps + 1):
         ctx.sleep(duration_seconds / steps)
-        ctx.progress(step, steps, f"Step {step} of {steps}")
+        ctx.progress(step, steps, f"Waited {duration_seconds * step / steps:.1f} of {duration_seconds:g} s")
     ctx.write_result("demo.txt", f"Completed {steps} steps in {duration_seconds:g} s\n", "text/plain")

@@ -23,10 +23,10 @@ def wants_page() -> bool:
     return accept.best_match(["application/json", "text/html"]) == "text/html" and accept["text/html"] > accept["application/json"]
 
 
-def render_page_or_fragment(page: str, fragment: str, status: int = 200, **context: Any) -> Response:
-    """Render ``fragment`` for htmx and ``page`` otherwise; caches must key on both headers."""
-    template = fragment if is_htmx() else page
-    response = make_response(render_template(template, **context), status)
+def render_page_or_fragment(page_template: str, fragment_template: str, /, **context: Any) -> Response:
+    """Render the fragment for htmx and the page otherwise; caches must key on both headers."""
+    template = fragment_template if is_htmx() else page_template
+    response = make_response(render_template(template, **context))
     vary(response)
     return response
 
