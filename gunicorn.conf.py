@@ -12,3 +12,10 @@ timeout = 60
 graceful_timeout = 25  # platforms send SIGKILL about 30 s after SIGTERM
 keepalive = 5
 accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG") == "1" else None
+
+
+def worker_exit(server, worker):  # noqa: ANN001, ARG001 - gunicorn hook signature
+    """Export buffered spans before the worker process goes away."""
+    from app.telemetry.tracing import flush_tracing
+
+    flush_tracing()

@@ -1,11 +1,10 @@
 """Longrun: long-running reports for Flask, with live progress and real cancellation."""
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
 from app.config import ROOT, load_config
+from app.telemetry.logs import configure_logging
 
 
 def create_app(overrides: dict | None = None) -> Flask:
@@ -68,7 +67,9 @@ def register_blueprints(app: Flask) -> None:
     from app.api import bp as api_bp
     from app.owners.cli import bp as tokens_cli
     from app.dashboard.routes import bp as dashboard_bp
+    from app.ops.routes import bp as ops_bp
     from app.realtime.routes import bp as realtime_bp
+    from app.retention.cli import bp as retention_cli
     from app.sales.cli import bp as sales_cli
     from app.web import bp as web_bp
 
@@ -76,6 +77,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(realtime_bp)
     app.register_blueprint(web_bp)
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(ops_bp)
+    app.register_blueprint(retention_cli)
     app.register_blueprint(tokens_cli)
     app.register_blueprint(sales_cli)
 
@@ -100,8 +103,3 @@ def register_request_hooks(app: Flask) -> None:
     app.jinja_env.globals["csrf_token"] = csrf_token
 
 
-def configure_logging() -> None:
-    """Plain INFO logging unless the host (gunicorn, Celery) configured it already."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -81,6 +81,15 @@ def load_config(overrides: dict | None = None) -> dict:
         "LONGRUN_VIEWER_TOKEN": os.environ.get("LONGRUN_VIEWER_TOKEN", ""),
         # Number of trusted proxies in front of the app (Heroku's router: 1) for client addresses.
         "LONGRUN_PROXY_COUNT": _int("LONGRUN_PROXY_COUNT", 0),
+        # Retention of finished jobs (hours), like Hangfire: succeeded go soon, failed stay longer.
+        "LONGRUN_KEEP_SUCCEEDED_HOURS": _float("LONGRUN_KEEP_SUCCEEDED_HOURS", 24),
+        "LONGRUN_KEEP_CANCELLED_HOURS": _float("LONGRUN_KEEP_CANCELLED_HOURS", 72),
+        "LONGRUN_KEEP_FAILED_HOURS": _float("LONGRUN_KEEP_FAILED_HOURS", 24 * 7),
+        "LONGRUN_PURGE_SECONDS": _float("LONGRUN_PURGE_SECONDS", 3600),
+        # Link from a job to its trace, e.g. http://localhost:16686/trace/{trace_id}
+        "LONGRUN_TRACE_URL_TEMPLATE": os.environ.get("LONGRUN_TRACE_URL_TEMPLATE", ""),
+        # /metrics without a credential from anywhere (for a scraper on a private network).
+        "LONGRUN_METRICS_PUBLIC": os.environ.get("LONGRUN_METRICS_PUBLIC") == "1",
         # Extra origins allowed to open /notifications (comma-separated); same-origin always is.
         "LONGRUN_ALLOWED_ORIGINS": os.environ.get("LONGRUN_ALLOWED_ORIGINS", ""),
     }

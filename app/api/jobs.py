@@ -10,7 +10,7 @@ from app.api.serializers import event_json, job_json
 from app.errors import ApiError
 from app.extensions import db
 from app.jobs.models import Job, JobEvent, JobResult
-from app.jobs.service import JobConflict, cancel_job, find_job, list_jobs, retry_job
+from app.jobs.service import JobConflict, cancel_job, find_job, list_jobs, purged_job, retry_job
 from app.jobs.states import parse_state
 from app.owners.identity import current_owner
 from app.reports import get_report
@@ -23,6 +23,11 @@ def owned_job_or_404(job_id: str) -> Job:
     """The caller's job, or a 404 that looks the same for unknown and foreign ids."""
     job = find_job(current_owner(), job_id)
     if job is None:
+        gone = purged_job(current_owner(), job_id)
+        if gone is not None:
+            raise ApiError(410, "Gone", f"This job ended as {gone.state} and was removed on "
+                           f"{gone.purged_at:%Y-%m-%d %H:%M} UTC ({'retention period' if gone.reason == 'retention' else 'by an operator'}).",
+                           slug="job-purged")
         raise ApiError(404, "Job Not Found", "There is no job with this id among your jobs.", slug="job-not-found")
     return job
 

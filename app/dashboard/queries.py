@@ -14,6 +14,7 @@ from app.extensions import db
 from app.jobs.models import Job, utcnow
 from app.jobs.states import JobState, parse_state
 from app.reports import all_reports
+from app.retention.models import JobDailyCount
 
 PAGE_SIZE = 25
 
@@ -159,9 +160,12 @@ def throughput(unit: str, buckets: int) -> Series:
 
 
 def _rolled_up_days(start: datetime) -> dict[tuple[str, str], int]:
-    """Daily counts of jobs already purged (kept by the retention roll-up), if that table exists."""
-    hook = current_app.extensions.get("longrun.rollups")
-    return hook(start) if hook else {}
+    """Daily counts of jobs already purged (kept by the retention roll-up)."""
+    rows = db.session.execute(
+        sa.select(JobDailyCount.day, JobDailyCount.state, sa.func.sum(JobDailyCount.jobs))
+        .where(JobDailyCount.day >= start.date()).group_by(JobDailyCount.day, JobDailyCount.state)
+    ).all()
+    return {(day.strftime("%Y-%m-%d"), state): int(n) for day, state, n in rows}
 
 
 def stuck_ids(jobs: list[Job]) -> set[str]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from celery import Celery, Task
-from celery.signals import worker_process_init
+from celery.signals import setup_logging, worker_process_init, worker_process_shutdown
 from flask import Flask
 
 
@@ -35,6 +35,11 @@ def celery_settings(cfg: dict) -> dict:
                 # A sweep stuck behind busy workers is pointless once the next one is due.
                 "options": {"expires": cfg["LONGRUN_SWEEP_SECONDS"]},
             },
+            "longrun-purge": {
+                "task": "longrun.purge",
+                "schedule": cfg["LONGRUN_PURGE_SECONDS"],
+                "options": {"expires": cfg["LONGRUN_PURGE_SECONDS"]},
+            },
         },
     }
 
@@ -52,13 +57,29 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app.set_default()
     app.extensions["celery"] = celery_app
 
+    @setup_logging.connect(weak=False)
+    def use_our_logging(**_: object) -> None:
+        # Connecting here stops Celery from replacing our (JSON-capable) handlers.
+        from app.telemetry.logs import configure_logging
+
+        configure_logging(force=True)
+
     @worker_process_init.connect(weak=False)
     def reset_after_fork(**_: object) -> None:
         # Pooled connections must not cross a fork (psycopg2 sockets would be shared).
         from app.extensions import db
+        from app.telemetry.tracing import init_tracing
 
         with app.app_context():
             for engine in db.engines.values():
                 engine.dispose(close=False)
+        init_tracing(app, "worker")
+
+    @worker_process_shutdown.connect(weak=False)
+    def flush_spans(**_: object) -> None:
+        # A recycled pool process takes its unexported spans with it otherwise.
+        from app.telemetry.tracing import flush_tracing
+
+        flush_tracing()
 
     return celery_app

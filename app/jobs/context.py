@@ -18,6 +18,7 @@ from app.jobs.models import Job, utcnow
 from app.reports.context import JobCancelled, ResultFile, encode_result, percent
 
 log = logging.getLogger(__name__)
+report_log = logging.getLogger("longrun.report")
 
 
 def worker_ref() -> str:
@@ -121,7 +122,9 @@ class JobContext:
         self.result = result
 
     def log(self, message: str) -> None:
-        record_note(self._uuid, "log", str(message)[:MAX_MESSAGE_CHARS], task_id=self._task_id)
+        text = str(message)[:MAX_MESSAGE_CHARS]
+        report_log.info("%s", text)
+        record_note(self._uuid, "log", text, task_id=self._task_id)
 
     @property
     def connection(self) -> Any:

@@ -21,6 +21,7 @@ from app.reports import get_report
 from app.reports.context import JobCancelled
 from app.reports.params import ParamsInvalid
 from app.reports.registry import UnknownReport
+from app.telemetry.logs import current_job_id
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,14 @@ def _owned(job_id: str, task_id: str) -> Job:
 
 def run_attempt(job_id: str, task_id: str) -> RetryLater | None:
     """Run one attempt of the job; return ``RetryLater`` when the caller must schedule another."""
+    token = current_job_id.set(job_id)
+    try:
+        return _run_claimed(job_id, task_id)
+    finally:
+        current_job_id.reset(token)
+
+
+def _run_claimed(job_id: str, task_id: str) -> RetryLater | None:
     job = claim(job_id, task_id)
     if job is None:
         return None

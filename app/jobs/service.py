@@ -16,6 +16,9 @@ from app.jobs.models import Job, utcnow
 from app.jobs.states import ACTIVE_STATES, FINAL_STATES, JobState
 from app.reports import get_report
 from app.reports.params import to_json_params
+from app.retention.models import PurgedJob
+from app.retention.purge import tombstone
+from app.telemetry.tracing import current_trace_id
 
 
 class JobConflict(Exception):
@@ -53,6 +56,16 @@ def find_job(owner: str, job_id: str) -> Job | None:
     return job
 
 
+def purged_job(owner: str, job_id: str) -> PurgedJob | None:
+    """The tombstone of the owner's removed job, if there is one (others' tombstones stay hidden)."""
+    try:
+        key = uuid.UUID(job_id)
+    except (ValueError, AttributeError, TypeError):
+        return None
+    gone = db.session.get(PurgedJob, key)
+    return gone if gone is not None and gone.owner == owner else None
+
+
 def submit_job(
     owner: str,
     report_name: str,
@@ -85,6 +98,7 @@ def submit_job(
         celery_task_id=dispatch.new_task_id(),
         dispatched_at=utcnow(),
         broker_epoch=dispatch.broker_epoch(),
+        trace_id=current_trace_id(),
         last_seq=0,
         progress=0.0,
         attempts=0,
@@ -176,6 +190,7 @@ def delete_job(job: Job) -> None:
         state = locked.state
         db.session.rollback()
         raise JobConflict(f"the job is {state}; cancel it before deleting it")
+    tombstone(locked, "operator")
     db.session.delete(locked)
     db.session.commit()
 

@@ -19,3 +19,11 @@ def run_job(self: Task, job_id: str) -> None:
 def run_sweep() -> dict:
     """Periodic: re-publish lost messages and rescue jobs of dead workers."""
     return sweep().__dict__
+
+
+@shared_task(name="longrun.purge", ignore_result=True)
+def run_purge() -> dict:
+    """Periodic: apply the retention policy (roll-up first, then delete)."""
+    from app.retention.purge import purge
+
+    return dict(purge().purged)

@@ -15,6 +15,9 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 # One channel for every job event: each web process has a single listener and routes in memory.
 JOB_EVENTS_CHANNEL = "longrun:job-events"
+# Each web process reports its open sockets under its own expiring key (summed by /metrics).
+SOCKET_COUNT_PREFIX = "longrun:sockets:"
+SOCKET_COUNT_TTL = 30
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,14 @@ import logging
 import os
 import queue
 import random
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 
 import redis
 
-from app.realtime.channels import JOB_EVENTS_CHANNEL, JobEventMessage
+from app.realtime.channels import JOB_EVENTS_CHANNEL, SOCKET_COUNT_PREFIX, SOCKET_COUNT_TTL, JobEventMessage
 
 log = logging.getLogger(__name__)
 
@@ -161,15 +162,19 @@ class Hub:
                     self._resync_all()
                 first = False
                 backoff = 0.2
-                self._pump(pubsub)
+                self._pump(pubsub, client)
             except (redis.RedisError, OSError) as exc:
                 self.connected.clear()
                 log.warning("event listener lost Redis (%s); retrying in %.1f s", exc, backoff)
                 self._stop.wait(backoff + random.uniform(0, backoff / 2))
                 backoff = min(backoff * 2, 5.0)
 
-    def _pump(self, pubsub: redis.client.PubSub) -> None:
-        last_check = time.monotonic()
+    def _report_sockets(self, client: redis.Redis) -> None:
+        key = f"{SOCKET_COUNT_PREFIX}{socket.gethostname()}:{os.getpid()}"
+        client.set(key, self.socket_count, ex=SOCKET_COUNT_TTL)
+
+    def _pump(self, pubsub: redis.client.PubSub, client: redis.Redis) -> None:
+        last_check = 0.0
         while not self._stop.is_set():
             # A bounded wait, never listen(): a half-open connection must not hang us forever.
             raw = pubsub.get_message(timeout=1.0)
@@ -180,6 +185,7 @@ class Hub:
                     log.warning("ignoring malformed event: %s", exc)
             if time.monotonic() - last_check > 10:
                 pubsub.check_health()
+                self._report_sockets(client)
                 last_check = time.monotonic()
         pubsub.close()
 

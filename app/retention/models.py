@@ -1,0 +1,42 @@
+"""Daily roll-ups that outlive purged jobs, and tombstones that make a purged id answer 410."""
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.jobs.models import UTCDateTime
+
+
+class JobDailyCount(db.Model):
+    """Finished jobs per day, report and final state, added to when jobs are purged."""
+
+    __tablename__ = "job_daily_counts"
+
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    report: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    jobs: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    attempts: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    duration_sum: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    wait_sum: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    # Histogram bucket counts (upper bound in seconds -> jobs), so /metrics stays monotonic after purges.
+    duration_buckets: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    wait_buckets: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+
+
+class PurgedJob(db.Model):
+    """What is left of a job after retention or an operator removed it."""
+
+    __tablename__ = "purged_jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    owner: Mapped[str] = mapped_column(sa.String(128))
+    report: Mapped[str] = mapped_column(sa.String(64))
+    state: Mapped[str] = mapped_column(sa.String(16))
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    purged_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    reason: Mapped[str] = mapped_column(sa.String(32))  # retention | operator

@@ -1,0 +1,1 @@
+"""Observability: OpenTelemetry traces, structured logs, metrics, health."""

@@ -1,0 +1,80 @@
+"""The job page (/jobs/<id> in a browser): cancel a running job, and keep updating when the socket drops."""
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import urlsplit
+
+from playwright.sync_api import Page, WebSocketRoute, expect
+
+from tests.browser.conftest import UUID_RE, api_events, api_job, api_submit
+
+
+def start_from_form(page: Page, **values) -> str:
+    """Fill the home page's report form (demo) and submit it; the app redirects to the job page."""
+    page.goto("/")
+    form = page.locator("#report-form")
+    expect(form.locator("select[name=report]")).to_have_value("demo")
+    for name, value in values.items():
+        form.locator(f"input[name={name}]").fill(str(value))
+    form.get_by_role("button", name=re.compile("^Start")).click()
+    page.wait_for_url(re.compile(rf"/jobs/{UUID_RE}$"))
+    return urlsplit(page.url).path.rsplit("/", 1)[1]
+
+
+def test_cancel_from_the_job_page_stops_a_running_job(page: Page):
+    job_id = start_from_form(page, duration_seconds=60, steps=60)
+    # A browser navigation (Accept: text/html) got the page, not JSON.
+    expect(page.locator("h1")).to_contain_text(job_id)
+    expect(page.locator(".ws-state")).to_have_text("live")
+    status = page.locator(f"#job-{job_id}-status")
+    expect(status).to_have_attribute("data-state", "Processing")
+    expect(status.locator(".step")).to_have_text(re.compile(r"step [1-9]\d* of 60"))  # it really runs
+
+    status.get_by_role("button", name="Cancel").click()
+    expect(status).to_have_attribute("data-state", "Cancelled", timeout=15_000)
+    expect(status.get_by_role("button", name="Cancel")).to_have_count(0)
+    expect(status.get_by_role("button", name="Retry")).to_be_visible()
+    timeline = page.locator(f"#job-{job_id}-notifications")
+    expect(timeline).to_contain_text("Cancellation requested by owner")
+
+    body = api_job(page, job_id)
+    assert body["state"] == "Cancelled" and body["final"] and body["cancel_requested"], body
+    assert body["progress"]["done"] < 60, body  # stopped early, not run to the end
+    assert [e["state"] for e in api_events(page, job_id) if e["kind"] == "state"][-1] == "Cancelled"
+
+
+def test_status_keeps_updating_by_polling_when_the_socket_drops(page: Page):
+    job_id = api_submit(page, duration_seconds=6, steps=12)["id"]
+    sockets: list[WebSocketRoute] = []
+
+    def handle(ws: WebSocketRoute) -> None:
+        sockets.append(ws)
+        if len(sockets) == 1:
+            ws.connect_to_server()  # the first socket is the real one, until we drop it
+        else:
+            ws.close(code=1011, reason="still down")  # reconnection attempts find the server still gone
+
+    page.route_web_socket(re.compile(r"/notifications"), handle)
+    polls: list[float] = []
+    page.on("request", lambda r: urlsplit(r.url).path == f"/jobs/{job_id}" and r.method == "GET"
+            and r.resource_type in ("xhr", "fetch") and polls.append(time.monotonic()))
+    page.goto(f"/jobs/{job_id}")
+    status = page.locator(f"#job-{job_id}-status")
+    ws_state = page.locator(".ws-state")
+    expect(ws_state).to_have_text("live")
+    expect(status).to_have_attribute("data-state", "Processing")
+    page.wait_for_function("id => document.getElementById(`job-${id}-status`).querySelector('progress').value > 0",
+                           arg=job_id)
+    assert polls == []  # live: pushed, not polled
+    page.evaluate("window.__noReload = 'still-here'")
+
+    dropped = time.monotonic()
+    sockets[0].close(code=1006, reason="dropped")
+    expect(ws_state).to_have_text("connection lost — polling until it is back")
+    expect(status).to_have_attribute("data-state", "Succeeded")
+    expect(status.locator("progress")).to_have_js_property("value", 100)
+    expect(status.get_by_role("link", name="Download result")).to_be_visible()
+    assert [t for t in polls if t > dropped], "the status reached its final state without polling"
+    assert page.evaluate("window.__noReload") == "still-here"
+    print("sockets", len(sockets), "polls", len(polls))
