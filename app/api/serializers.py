@@ -8,6 +8,7 @@ from flask import url_for
 
 from app.jobs.models import Job, JobEvent
 from app.jobs.states import JobState
+from app.web.rendering import trace_url
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -29,6 +30,8 @@ def job_links(job: Job) -> dict[str, str]:
         links["retry"] = url_for("api.retry_job", job_id=jid)
     if state == JobState.SUCCEEDED and job.result is not None:
         links["result"] = url_for("api.job_result", job_id=jid)
+    if trace := trace_url(job.trace_id):
+        links["trace"] = trace
     return links
 
 

@@ -94,6 +94,7 @@ def claim(job_id: str, task_id: str) -> Job | None:
         j.next_attempt_at = None
 
     attempt = job.attempts + 1
+    log.info("job %s: attempt %s of %s starts (%s)", job.id, attempt, job.max_attempts, job.report)
     suffix = f" (attempt {attempt} of {job.max_attempts}{note})" if attempt > 1 or note else ""
     return transition(job.id, JobState.PROCESSING, f"Started processing job with Id: {job.id}{suffix}",
                       job=job, update=start)

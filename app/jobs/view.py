@@ -38,6 +38,7 @@ class JobView:
     started_at: datetime | None
     finished_at: datetime | None
     last_seq: int
+    trace_id: str | None = None
 
     @property
     def final(self) -> bool:
@@ -85,7 +86,7 @@ class JobView:
             error=f"{job.error_type}: {job.error_message}" if job.error_type else None,
             has_result=job.state == JobState.SUCCEEDED.value and job.result is not None,
             created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
-            last_seq=job.last_seq,
+            last_seq=job.last_seq, trace_id=job.trace_id,
         )
 
     @classmethod

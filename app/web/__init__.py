@@ -4,6 +4,7 @@ from flask import Blueprint
 bp = Blueprint("web", __name__)
 
 from app.web import pages  # noqa: E402,F401 - routes register on bp
-from app.web.rendering import duration  # noqa: E402
+from app.web.rendering import duration, trace_url  # noqa: E402
 
 bp.add_app_template_filter(duration, "duration")
+bp.add_app_template_global(trace_url, "trace_url")

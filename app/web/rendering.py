@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, make_response, render_template, request
+from flask import Response, current_app, make_response, render_template, request
 
 
 def is_htmx() -> bool:
@@ -49,3 +49,9 @@ def duration(seconds: float | None) -> str:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+def trace_url(trace_id: str | None) -> str | None:
+    """Link to the tracing UI from ``LONGRUN_TRACE_URL_TEMPLATE`` (``{trace_id}`` is replaced)."""
+    template = current_app.config.get("LONGRUN_TRACE_URL_TEMPLATE")
+    return template.replace("{trace_id}", trace_id) if template and trace_id else None
