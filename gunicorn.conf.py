@@ -19,3 +19,19 @@ def worker_exit(server, worker):  # noqa: ANN001, ARG001 - gunicorn hook signatu
     from app.telemetry.tracing import flush_tracing
 
     flush_tracing()
+
+
+def post_worker_init(worker):  # noqa: ANN001 - gunicorn hook signature
+    """On SIGTERM, close notification sockets with 1012 first, so the worker is not held for graceful_timeout."""
+    import signal
+
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):  # noqa: ANN001
+        from app.realtime.hub import begin_shutdown
+
+        begin_shutdown()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)

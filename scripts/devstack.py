@@ -1,4 +1,4 @@
-"""Run migrations, web (gunicorn), worker and beat together for local use, restarting crashed processes."""
+"""Run the Procfile like the platform does (release first, then web, worker, beat), restarting crashed processes."""
 from __future__ import annotations
 
 import os
@@ -54,32 +54,44 @@ def start_bundled_redis() -> tuple[str, subprocess.Popen]:
     sys.exit("the bundled redis-server did not start")
 
 
+def read_procfile(path: Path) -> dict[str, str]:
+    """Process types and their commands, in file order."""
+    processes: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        name, sep, command = line.partition(":")
+        if sep and name.strip() and not line.lstrip().startswith("#"):
+            processes[name.strip()] = command.strip()
+    return processes
+
+
+def spawn(command: str, env: dict[str, str]) -> subprocess.Popen:
+    """Run a Procfile command as the platform does: through the shell, which then execs it."""
+    return subprocess.Popen(["/bin/sh", "-c", f"exec {command}"], cwd=ROOT, env=env)
+
+
 def main() -> None:
-    """Start everything and supervise it until interrupted."""
+    """Run the Procfile like a platform: ``release`` to completion, then every other process; supervise."""
     env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("LONGRUN_ENV", "development")
     env.setdefault("LONGRUN_INSECURE_COOKIES", "1")  # plain http on localhost
     env.setdefault("PORT", "5000")
-    children: dict[str, subprocess.Popen] = {}
+    env.setdefault("WEB_CONCURRENCY", "1")
+    env.setdefault("BEAT_SCHEDULE", str(ROOT / "instance" / "beat-schedule"))
+    (ROOT / "instance").mkdir(exist_ok=True)
+    extra: list[subprocess.Popen] = []
     if not env.get("REDIS_URL"):
         if redis_answers("redis://localhost:6379/0"):
             env["REDIS_URL"] = "redis://localhost:6379/0"
         else:
-            env["REDIS_URL"], children["redis"] = start_bundled_redis()
+            env["REDIS_URL"], redis_proc = start_bundled_redis()
+            extra.append(redis_proc)
     print(f"* database: {env.get('DATABASE_URL') or 'SQLite file instance/longrun.db'}")
-    print(f"* redis:    {env['REDIS_URL']}")
-    subprocess.run([str(BIN / "flask"), "--app", "wsgi:app", "db", "upgrade"], cwd=ROOT, env=env, check=True)
-    commands = {
-        "web": [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--workers", env.get("WEB_CONCURRENCY", "1"),
-                "wsgi:app"],
-        "worker": [str(BIN / "celery"), "-A", "celery_worker", "worker", "-P", "prefork", "--concurrency",
-                   env.get("WORKER_CONCURRENCY", "2"), "--loglevel", "INFO"],
-        "beat": [str(BIN / "celery"), "-A", "celery_worker", "beat", "--loglevel", "INFO",
-                 "--schedule", str(ROOT / "instance" / "beat-schedule")],
-    }
-    (ROOT / "instance").mkdir(exist_ok=True)
-    for name, cmd in commands.items():
-        children[name] = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    print(f"* redis:    {env['REDIS_URL']}", flush=True)
+    procfile = read_procfile(ROOT / "Procfile")
+    if "release" in procfile and spawn(procfile.pop("release"), env).wait() != 0:
+        sys.exit("release (migrations) failed; not starting the app")
+    children = {name: spawn(cmd, env) for name, cmd in procfile.items()}
     print(f"\n  Longrun is running: open http://127.0.0.1:{env['PORT']}/\n", flush=True)
 
     stopping = False
@@ -92,20 +104,22 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     while not stopping:
         time.sleep(0.5)
-        for name, cmd in commands.items():
-            if children[name].poll() is not None and not stopping:
-                # The platform restarts crashed processes; locally we do (a Redis restart can end the worker).
-                print(f"* {name} exited with {children[name].returncode}; restarting", flush=True)
-                time.sleep(1)
-                children[name] = subprocess.Popen(cmd, cwd=ROOT, env=env)
-    for proc in reversed(list(children.values())):
+        for name, proc in list(children.items()):
+            if proc.poll() is not None and not stopping:
+                # A platform restarts crashed processes (a Redis restart can end the worker); so do we.
+                print(f"* {name} exited with {proc.returncode}; restarting", flush=True)
+                children[name] = spawn(procfile[name], env)
+    # Graceful: SIGTERM everyone (Celery finishes running jobs, gunicorn closes sockets with 1012).
+    for proc in children.values():
         if proc.poll() is None:
             proc.terminate()
     for proc in children.values():
         try:
-            proc.wait(30)
+            proc.wait(float(env.get("LONGRUN_STOP_TIMEOUT", "30")))
         except subprocess.TimeoutExpired:
             proc.kill()
+    for proc in extra:
+        proc.terminate()
 
 
 if __name__ == "__main__":

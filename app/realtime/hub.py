@@ -70,6 +70,8 @@ class Hub:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.connected = threading.Event()
+        # Set on SIGTERM: sockets close with 1012 so clients reconnect to another process.
+        self.closing = threading.Event()
         self.reconnects = 0
         self.delivered = 0
 
@@ -203,3 +205,11 @@ def get_hub(redis_url: str) -> Hub:
             _hub = Hub(redis_url)
             _hub_pid = os.getpid()
         return _hub
+
+
+def begin_shutdown() -> None:
+    """Ask every socket of this process to close with 1012 (service restart)."""
+    with _hub_lock:
+        hub = _hub if _hub_pid == os.getpid() else None
+    if hub is not None:
+        hub.closing.set()

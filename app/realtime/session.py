@@ -35,6 +35,7 @@ class Socket(Protocol):
 
     def send(self, data: str) -> None: ...
     def receive(self, timeout: float | None = None) -> Any: ...
+    def close(self, reason: int | None = None, message: str | None = None) -> None: ...
 
 
 class NotificationSession:
@@ -60,6 +61,10 @@ class NotificationSession:
             for job_id in job_ids:
                 self.subscribe(job_id, after_seq)
             while self.ws.connected:
+                if self.hub.closing.is_set():
+                    # 1012 "service restart": htmx and well-behaved clients reconnect elsewhere.
+                    self.ws.close(reason=1012, message="server restarting")
+                    return
                 self._pump_inbox()
                 self._read_client()
                 if time.monotonic() - self.last_traffic > QUIET_RESYNC_SECONDS:

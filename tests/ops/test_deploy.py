@@ -1,0 +1,70 @@
+"""The Procfile run like a platform: release migrates, web + worker + beat serve; SIGTERM loses nothing."""
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import psycopg2
+import requests
+
+from tests.conftest import ARTIFACTS, PG_ADMIN_URL, ROOT, RedisServer, _recreate_database, free_port
+from tests.helpers import wait_for
+from tests.realtime.wsclient import Owner
+
+
+def test_procfile_runs_and_sigterm_lets_running_jobs_finish(app):
+    _recreate_database("longrun_test_deploy")  # empty: the release phase must migrate it
+    database_url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/longrun_test_deploy"
+    redis_server = RedisServer()
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_server.url, "PORT": str(port),
+           "BEAT_SCHEDULE": str(ARTIFACTS / "beat-deploy"), "WEB_CONCURRENCY": "1"}
+    log_path = ARTIFACTS / "devstack.log"
+    with open(log_path, "w") as log:
+        stack = subprocess.Popen([sys.executable, "scripts/devstack.py"], cwd=ROOT, env=env, stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: "Longrun is running" in log_path.read_text() and _answers(base), timeout=60,
+                 what="the Procfile processes to start")
+        owner = Owner(base)
+        job = owner.submit(version="v2", duration_seconds=4, steps=8)
+        wait_for(lambda: owner.job(job["id"])["state"] == "Processing", timeout=30, what="job to start")
+        ws = owner.connect(f"job={job['id']}")
+        stack.send_signal(signal.SIGTERM)
+        code = _close_code(ws)
+        assert code == 1012, code  # sockets are told the service restarts
+        stack.wait(60)
+        assert stack.returncode == 0, log_path.read_text()[-3000:]
+    finally:
+        if stack.poll() is None:
+            os.killpg(stack.pid, signal.SIGKILL)
+        redis_server.stop()
+    conn = psycopg2.connect(database_url)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT state, attempts FROM jobs WHERE id = %s", (job["id"],))
+        state, attempts = cur.fetchone()
+        cur.execute("SELECT version_num FROM alembic_version")
+        version = cur.fetchone()[0]
+    conn.close()
+    assert (state, attempts) == ("Succeeded", 1)  # warm shutdown finished the running job
+    assert version == sorted(p.name for p in (ROOT / "migrations" / "versions").glob("0*.py"))[-1][:4]
+
+
+def _answers(base: str) -> bool:
+    try:
+        return requests.get(base + "/healthz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _close_code(ws) -> int | None:
+    ws.settimeout(20)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        opcode, data = ws.recv_data(control_frame=True)
+        if opcode == 8:  # close frame
+            return struct.unpack("!H", data[:2])[0] if len(data) >= 2 else None
+    return None
