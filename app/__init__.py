@@ -17,8 +17,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     register_blueprints(app)
     register_request_hooks(app)
     from app.errors import register_error_handlers
+    from app.security import register_security_headers
 
     register_error_handlers(app)
+    register_security_headers(app)
     return app
 
 
@@ -40,7 +42,10 @@ def register_extensions(app: Flask) -> None:
     app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": 25})
     sock.init_app(app)
     celery_init_app(app)
-    import app.jobs.tasks  # noqa: F401 - registers the shared tasks
+    from app.jobs import tasks  # noqa: F401 - registers the shared tasks
+
+    if app.config["LONGRUN_FAULT_DRILLS"]:
+        from app.reports import drills  # noqa: F401 - registers the fault_drill report
 
 
 def engine_options(url: str) -> dict:

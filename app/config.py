@@ -81,6 +81,13 @@ def load_config(overrides: dict | None = None) -> dict:
         "LONGRUN_VIEWER_TOKEN": os.environ.get("LONGRUN_VIEWER_TOKEN", ""),
         # Number of trusted proxies in front of the app (Heroku's router: 1) for client addresses.
         "LONGRUN_PROXY_COUNT": _int("LONGRUN_PROXY_COUNT", 0),
+        # Address-space budget for one job attempt in a worker process (MB, 0 = unlimited).
+        "LONGRUN_JOB_MEMORY_MB": _int("LONGRUN_JOB_MEMORY_MB", 2048),
+        # Register the fault_drill report (for tests and operators' fire drills).
+        "LONGRUN_FAULT_DRILLS": os.environ.get("LONGRUN_FAULT_DRILLS") == "1",
+        # Backpressure per owner (0 disables a limit).
+        "LONGRUN_MAX_ACTIVE_PER_OWNER": _int("LONGRUN_MAX_ACTIVE_PER_OWNER", 5),
+        "LONGRUN_MAX_JOBS_PER_MINUTE": _int("LONGRUN_MAX_JOBS_PER_MINUTE", 30),
         # Retention of finished jobs (hours), like Hangfire: succeeded go soon, failed stay longer.
         "LONGRUN_KEEP_SUCCEEDED_HOURS": _float("LONGRUN_KEEP_SUCCEEDED_HOURS", 24),
         "LONGRUN_KEEP_CANCELLED_HOURS": _float("LONGRUN_KEEP_CANCELLED_HOURS", 72),

@@ -8,6 +8,8 @@ from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from app.jobs.limits import Throttled
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -63,7 +65,10 @@ def wants_html() -> bool:
 
 
 def render_error(error: ApiError) -> Response | tuple[str, int, dict[str, str]]:
-    """Problem details for API clients, an HTML page for browsers."""
+    """Problem details for API clients, a message in the page for htmx, an HTML page for browsers."""
+    if request.headers.get("HX-Request") == "true":
+        headers = {**error.headers, "HX-Retarget": "#request-error", "HX-Reswap": "innerHTML"}
+        return render_template("_error_message.html", error=error), error.status, headers
     if wants_html():
         return render_template("error.html", error=error), error.status, error.headers
     return problem(error)
@@ -97,6 +102,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def handle_http(exc: HTTPException):  # noqa: ANN202
         return render_error(_from_http(exc))
+
+    @app.errorhandler(Throttled)
+    def handle_throttled(exc: Throttled):  # noqa: ANN202
+        return render_error(ApiError(429, "Too Many Requests", exc.reason, slug="too-many-jobs",
+                                     headers={"Retry-After": str(exc.retry_after)}))
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)

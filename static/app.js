@@ -37,14 +37,20 @@
     fallBackToPolling(liveContainer(evt));
   });
 
-  // Errors htmx does not swap (4xx/5xx other than 422): show the problem's detail, readably.
-  document.addEventListener("htmx:responseError", function (evt) {
+  // Errors: the server sends a readable message into #request-error; clear it after a while.
+  // Anything that did not come that way (a proxy error page, a dropped connection) gets a plain one.
+  function showError(text) {
     var box = document.getElementById("request-error");
     if (!box) return;
-    var text = "The request failed (" + evt.detail.xhr.status + ").";
-    try { text = JSON.parse(evt.detail.xhr.responseText).detail || text; } catch (e) { /* not JSON */ }
-    box.textContent = text;
-    box.hidden = false;
-    setTimeout(function () { box.hidden = true; }, 8000);
+    if (text) box.textContent = text;
+    clearTimeout(box._timer);
+    box._timer = setTimeout(function () { box.textContent = ""; }, 10000);
+  }
+  document.addEventListener("htmx:responseError", function (evt) {
+    var retargeted = evt.detail.xhr.getResponseHeader("HX-Retarget");
+    showError(retargeted ? null : "The request failed (" + evt.detail.xhr.status + "); please try again.");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    showError("The server could not be reached; please check your connection and try again.");
   });
 })();

@@ -13,6 +13,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
 
 from app.extensions import db
+from app.jobs.budget import memory_budget
 from app.jobs.context import JobContext, Watcher, worker_ref
 from app.jobs.lifecycle import JobSuperseded, lock_job, transition
 from app.jobs.models import Job, JobResult, utcnow
@@ -156,21 +157,23 @@ def _run_and_record(job: Job, ctx: JobContext, task_id: str) -> RetryLater | Non
                    update=lambda j: _set_error(j, type(exc).__name__, text, None))
         return None
     db.session.commit()  # end the claim's transaction: a long report must not hold it open
+    budget = report.memory_limit_mb or current_app.config["LONGRUN_JOB_MEMORY_MB"]
     try:
-        report.func(ctx, **params)
+        with memory_budget(budget):
+            report.func(ctx, **params)
+    except MemoryError:
+        # Not bound to a name: the traceback would keep the report's memory alive.
+        return _fail_now(job_id, task_id, ctx, "MemoryError",
+                         f"The report exceeded its memory budget of {budget} MB and was stopped")
     except JobCancelled:
         _flush_quietly(ctx)
         locked = _owned(job_id, task_id)
         transition(locked.id, JobState.CANCELLED, f"Cancelled while processing at {locked.progress:.0f}%", job=locked)
         return None
     except SoftTimeLimitExceeded:
-        _flush_quietly(ctx)
-        limit = current_app.config["LONGRUN_SOFT_TIME_LIMIT"]
-        locked = _owned(job_id, task_id)
-        text = f"The report ran past its time limit ({limit} s) and was stopped"
-        transition(locked.id, JobState.FAILED, text, job=locked,
-                   update=lambda j: _set_error(j, "TimeLimitExceeded", text, None))
-        return None
+        limit = report.time_limit or current_app.config["LONGRUN_SOFT_TIME_LIMIT"]
+        return _fail_now(job_id, task_id, ctx, "TimeLimitExceeded",
+                         f"The report ran past its time limit ({limit} s) and was stopped")
     except JobSuperseded:
         raise
     except Exception as exc:  # noqa: BLE001 - any report failure is recorded, then retried or failed
@@ -189,6 +192,14 @@ def _run_and_record(job: Job, ctx: JobContext, task_id: str) -> RetryLater | Non
                                  size=r.size, content=r.content)
 
     transition(locked.id, JobState.SUCCEEDED, f"Completed processing job with Id: {job_id}", job=locked, update=succeed)
+    return None
+
+
+def _fail_now(job_id: str, task_id: str, ctx: JobContext, kind: str, text: str) -> None:
+    """Fail without retrying: the same input would hit the same limit again."""
+    _flush_quietly(ctx)
+    locked = _owned(job_id, task_id)
+    transition(locked.id, JobState.FAILED, text, job=locked, update=lambda j: _set_error(j, kind, text, None))
     return None
 
 

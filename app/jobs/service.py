@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.jobs import dispatch
+from app.jobs.limits import Throttled, check_owner_limits
 from app.jobs.lifecycle import append_event, commit_and_publish, lock_job, transition
 from app.jobs.models import Job, utcnow
 from app.jobs.states import ACTIVE_STATES, FINAL_STATES, JobState
@@ -76,7 +77,7 @@ def submit_job(
 ) -> Submission:
     """Validate, persist (committed first) and publish a job.
 
-    Raises ``UnknownReport``, ``ParamsInvalid`` or ``IdempotencyMismatch``.
+    Raises ``UnknownReport``, ``ParamsInvalid``, ``IdempotencyMismatch`` or ``Throttled``.
     """
     report = get_report(report_name)
     params = to_json_params(report.validate(raw_params))
@@ -85,6 +86,11 @@ def submit_job(
         existing = _find_idempotent(owner, idempotency_key, digest)
         if existing is not None:
             return Submission(existing, created=False, dispatched=True)
+    try:
+        check_owner_limits(owner)
+    except Throttled:
+        db.session.rollback()  # release the per-owner lock; nothing was written
+        raise
     job = Job(
         id=uuid.uuid4(),
         owner=owner,
@@ -152,6 +158,12 @@ def cancel_job(job: Job, by: str = "owner") -> Job:
 
 def retry_job(job: Job, by: str = "owner") -> Job:
     """Put a failed or cancelled job back in the queue with a fresh attempt budget."""
+    if by == "owner":
+        try:
+            check_owner_limits(job.owner)
+        except Throttled:
+            db.session.rollback()
+            raise
     locked = lock_job(job.id)
     if locked is None:
         raise LookupError(str(job.id))

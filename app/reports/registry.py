@@ -21,6 +21,8 @@ class Report:
     max_attempts: int = 3
     # Seconds before the job is stopped as overdue; None means the global soft limit.
     time_limit: int | None = None
+    # Address-space budget for one attempt (MB); None means LONGRUN_JOB_MEMORY_MB.
+    memory_limit_mb: int | None = None
 
     def validate(self, raw: Any) -> dict[str, Any]:
         """Validated, typed parameters for this report."""
@@ -56,6 +58,7 @@ def report(
     params: tuple[Param, ...] = (),
     max_attempts: int = 3,
     time_limit: int | None = None,
+    memory_limit_mb: int | None = None,
 ) -> Callable[[ReportFunc], ReportFunc]:
     """Register the decorated function as report ``name``."""
     if max_attempts < 1:
@@ -65,7 +68,7 @@ def report(
         if name in _REGISTRY and _REGISTRY[name].func is not func:
             raise ValueError(f"report {name!r} is registered twice")
         _REGISTRY[name] = Report(name, func, title, description or (func.__doc__ or "").strip(),
-                                 params, max_attempts, time_limit)
+                                 params, max_attempts, time_limit, memory_limit_mb)
         return func
 
     return decorate

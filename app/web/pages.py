@@ -90,6 +90,7 @@ def start_from_form() -> Response:
         return _form_error(report, values, errors)
     except IdempotencyMismatch:  # no key is sent by the form; kept for completeness
         return _form_error(report, values, {"report": "this request was already made with other values"})
+
     target = url_for("api.get_job", job_id=str(submission.job.id))
     if is_htmx():
         response = make_response("", 201)

@@ -5,10 +5,11 @@ A gunicorn of its own (``remote_web``) trusts one proxy (LONGRUN_PROXY_COUNT=1),
 """
 from __future__ import annotations
 
-import base64
 import re
+from urllib.parse import urlsplit
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page, Response, expect
 
 from tests.browser.conftest import REMOTE_CLIENT, api_submit, wait_api_state
 
@@ -30,18 +31,32 @@ def remote_page(new_context, remote_web, **options) -> Page:
     return new_context(remote_web.url, extra_http_headers=REMOTE_CLIENT, **options).new_page()
 
 
+def refused_navigation(page: Page, path: str) -> Response:
+    """Open ``path`` expecting a Basic challenge; return the 401 the browser received.
+
+    Chromium ends a navigation whose challenge it cannot answer with net::ERR_INVALID_AUTH_CREDENTIALS
+    (rather than rendering the 401 body), so the answer is taken from the network events.
+    """
+    with page.expect_response(lambda r: urlsplit(r.url).path == path and r.request.is_navigation_request()) as answer:
+        try:
+            page.goto(path)
+        except PlaywrightError as exc:
+            assert "ERR_INVALID_AUTH_CREDENTIALS" in str(exc), exc
+    return answer.value
+
+
 def test_remote_request_without_credential_is_refused(new_context, remote_web, screenshot):
     anonymous = remote_page(new_context, remote_web)
-    response = anonymous.goto("/dashboard/")
-    assert response.status == 401, response.status
-    assert response.headers["www-authenticate"].startswith("Basic"), response.headers
-    expect(anonymous.locator("h1")).to_have_text(re.compile(r"^401"))
+    refused = refused_navigation(anonymous, "/dashboard/")
+    assert refused.status == 401, refused.status
+    assert refused.headers["www-authenticate"].startswith("Basic"), refused.headers
     expect(anonymous.locator("#counts")).to_have_count(0)
     screenshot(anonymous, "anonymous")
+    problem = anonymous.request.get("/dashboard/", headers={"Accept": "application/json"})  # same context, same headers
+    assert problem.status == 401 and problem.json()["type"] == "/problems/operator-required", problem.text()
 
-    wrong_password = "Basic " + base64.b64encode(b"operator:nope").decode()
-    wrong = new_context(remote_web.url, extra_http_headers={**REMOTE_CLIENT, "Authorization": wrong_password})
-    assert wrong.new_page().goto("/dashboard/").status == 401
+    wrong = remote_page(new_context, remote_web, http_credentials={"username": "operator", "password": "nope"})
+    assert refused_navigation(wrong, "/dashboard/").status == 401
 
     # Control: the same server answers a local request (no forwarded address) without a credential.
     local = new_context(remote_web.url).new_page()

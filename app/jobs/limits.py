@@ -1,0 +1,52 @@
+"""Backpressure per owner: a cap on jobs waiting or running, and on jobs created per minute."""
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app.extensions import db
+from app.jobs.models import Job, utcnow
+from app.jobs.states import ACTIVE_STATES
+
+WINDOW = timedelta(minutes=1)
+
+
+class Throttled(Exception):
+    """The owner is over a limit; nothing was created."""
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = max(1, retry_after)
+
+
+def check_owner_limits(owner: str) -> None:
+    """Raise ``Throttled`` if ``owner`` may not start another job now.
+
+    Runs inside the transaction that will insert the job: on PostgreSQL an advisory lock per owner
+    makes check-then-insert atomic, so two racing requests cannot both slip under the cap.
+    """
+    cfg = current_app.config
+    max_active, per_minute = cfg["LONGRUN_MAX_ACTIVE_PER_OWNER"], cfg["LONGRUN_MAX_JOBS_PER_MINUTE"]
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(owner))))
+    if max_active > 0:
+        active = db.session.execute(
+            sa.select(sa.func.count()).select_from(Job)
+            .where(Job.owner == owner, Job.state.in_([s.value for s in ACTIVE_STATES]))
+        ).scalar_one()
+        if active >= max_active:
+            raise Throttled(f"You already have {active} jobs waiting or running (the limit is {max_active}). "
+                            "Wait for one to finish, or cancel one, then try again.", retry_after=5)
+    if per_minute > 0:
+        since = utcnow() - WINDOW
+        recent, oldest = db.session.execute(
+            sa.select(sa.func.count(), sa.func.min(Job.created_at)).where(Job.owner == owner, Job.created_at > since)
+        ).one()
+        if recent >= per_minute:
+            wait = math.ceil((oldest + WINDOW - utcnow()).total_seconds()) if oldest else 60
+            raise Throttled(f"You started {recent} jobs in the last minute (the limit is {per_minute}); "
+                            f"try again in {max(1, wait)} s.", retry_after=wait)
