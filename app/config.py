@@ -74,6 +74,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "LONGRUN_MAX_RESULT_BYTES": _int("LONGRUN_MAX_RESULT_BYTES", 50 * 1024 * 1024),
         "LONGRUN_QUEUE": os.environ.get("LONGRUN_QUEUE", "longrun"),
         "LONGRUN_V1_SECONDS": _float("LONGRUN_V1_SECONDS", 10.0),
+        # The blocking endpoint holds a server thread: cap how long a caller may ask it to block.
+        "LONGRUN_V1_MAX_SECONDS": _float("LONGRUN_V1_MAX_SECONDS", 60.0),
         "LONGRUN_PAGE_SIZE_MAX": 100,
         # Operator access: local requests get this role; remote ones need a credential.
         "LONGRUN_DASHBOARD_LOCAL_ROLE": os.environ.get("LONGRUN_DASHBOARD_LOCAL_ROLE", "operator"),
@@ -121,4 +123,6 @@ def validate_config(cfg: dict) -> None:
         raise ConfigError(
             f"time limits must satisfy soft < hard < visibility timeout, got {soft} / {hard} / {vis}"
         )
+    if cfg["LONGRUN_V1_SECONDS"] > cfg["LONGRUN_V1_MAX_SECONDS"]:
+        raise ConfigError("LONGRUN_V1_SECONDS (the default) must not exceed LONGRUN_V1_MAX_SECONDS")
     cfg["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(cfg["SQLALCHEMY_DATABASE_URI"])

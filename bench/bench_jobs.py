@@ -573,7 +573,7 @@ def report(args: argparse.Namespace, raw: dict, lr: dict) -> dict:
                summary([r["succ"] - r["proc"] for r in seq if r["proc"]])))
     bd.append(("jobs.started_at -> jobs.finished_at (worker, DB)",
                summary([(row[2] - row[1]).total_seconds() for row in dbrows.values() if row[2] and row[1]])))
-    bd.append(("jobs.finished_at -> Succeeded event received (commit+publish)",
+    bd.append(("jobs.finished_at -> Succeeded event (final commit+publish)",
                summary([r["succw"] - dbrows[r["id"]][2].timestamp() for r in seq
                         if r["id"] in dbrows and dbrows[r["id"]][2]])))
     print_table("   Breakdown of the Longrun e2e path (sequential jobs)", bd)

@@ -2,7 +2,7 @@
 """Longrun's /notifications under N concurrent sockets vs a raw Redis -> WebSocket fan-out, in one run.
 
     .venv/bin/python bench/bench_notifications.py                       # N = 100, 500, 1000; ~5 min
-    .venv/bin/python bench/bench_notifications.py -n 50,100 --configs 1x200 --duration 15 --skip-raw
+    .venv/bin/python bench/bench_notifications.py -n 50,100 --configs 1x200 --window 5 --skip-raw
     .venv/bin/python bench/bench_notifications.py --help
 
 It owns everything it touches: PostgreSQL database ``longrun_bench_ws`` (dropped and re-created), Redis
@@ -388,9 +388,9 @@ def analyse(sockets: list[dict[str, Any]], final_seq: dict[str, int], t_all: flo
            "out_of_order": 0, "closed_early": 0, "events": 0, "errors": set()}
     latencies: list[float] = []
     for s in sockets:
-        if not s["ready_at"]:
+        if not s["ready_at"] or s["ready_at"] > t_all:  # late sockets missed the connect budget
             out["failed"] += 1
-            out["errors"].add(s["error"] or s["closed_early"] or "not ready")
+            out["errors"].add(s["error"] or s["closed_early"] or "not ready within the connect budget")
             continue
         out["ready"] += 1
         if s["closed_early"]:
@@ -403,7 +403,8 @@ def analyse(sockets: list[dict[str, Any]], final_seq: dict[str, int], t_all: flo
         missing = len(set(range(start + 1, last + 1)) - set(seqs))
         out["lost"] += missing
         out["lost_sockets"] += 1 if missing else 0
-        out["no_final"] += 0 if (seqs and seqs[-1] == last and s["final_at"]) else 1
+        ended = (seqs and seqs[-1] == last) or (not seqs and start == last)  # or the snapshot was final
+        out["no_final"] += 0 if (ended and s["final_at"]) else 1
         out["dupes"] += len(seqs) - len(set(seqs))
         out["out_of_order"] += sum(1 for a, b in zip(seqs, seqs[1:]) if b < a)
         out["replayed"] += sum(1 for e in live if e[3])
@@ -442,38 +443,64 @@ class Round:
 
 def client_opts(args: argparse.Namespace) -> dict[str, Any]:
     return {"connect_concurrency": args.connect_concurrency, "connect_timeout": args.connect_timeout,
-            "compression": not args.no_compression}
+            "connect_budget": args.connect_budget, "compression": not args.no_compression}
 
 
-def hold_sockets(fleet: Fleet, web: Proc, port: int, rnd: Round, t_all: float, final_timeout: float,
-                 idle_seconds: float, cpu0: float, client0: float, prober: PageProber | None = None) -> None:
-    """Wait for every final event (stop the page prober), then measure the idle cost of the open sockets."""
-    reply = fleet.wait_final(final_timeout)
-    t_final = reply["t"]
-    if prober is not None:
-        rnd.pages_load = prober.stop().summary()
-    rnd.window_s = max(t_final - t_all, 1e-6)
-    rnd.web_cpu_pct = (web.cpu_seconds() - cpu0) / rnd.window_s * 100
-    rnd.client_cpu_pct = (fleet.cpu_seconds() - client0) / rnd.window_s * 100
-    if reply["final"] < rnd.n:
-        rnd.notes.append(f"only {reply['final']} sockets saw a final event")
-    rnd.shape = server_shape(web, port)
-    c0, w0 = web.cpu_seconds(), time.monotonic()
-    time.sleep(idle_seconds)
-    rnd.idle_cpu_pct = (web.cpu_seconds() - c0) / (time.monotonic() - w0) * 100
+def measure(args: argparse.Namespace, web: Proc, port: int, rnd: Round, specs: list[dict[str, Any]],
+            on_ready, on_window_end, probe_args: tuple | None = None) -> tuple[list[dict[str, Any]], float]:  # noqa: ANN001
+    """Connect the sockets; once all are ready (or the budget is spent) start the events, hold the window
+    (pages probed alongside), end the events, wait for every final event, then measure idle CPU."""
+    fleet = Fleet(specs, client_opts(args))
+    prober = None
+    try:
+        connected = fleet.connected(args.connect_budget + 60)
+        t_all = connected["t_all"]
+        rnd.connect_s = t_all - connected["t_start"]
+        if connected["failed"]:
+            rnd.notes.append(f"{connected['failed']} sockets not ready within {args.connect_budget:g} s: "
+                             f"{connected['errors']}")
+        on_ready()
+        cpu0, client0, t0 = web.cpu_seconds(), fleet.cpu_seconds(), time.time()
+        if probe_args is not None:
+            prober = PageProber(*probe_args)
+            prober.start()
+        time.sleep(args.window)
+        if prober is not None:
+            rnd.pages_load = prober.stop().summary()
+            prober = None
+        on_window_end()
+        reply = fleet.wait_final(args.final_timeout)
+        rnd.window_s = time.time() - t0
+        rnd.web_cpu_pct = (web.cpu_seconds() - cpu0) / rnd.window_s * 100
+        rnd.client_cpu_pct = (fleet.cpu_seconds() - client0) / rnd.window_s * 100
+        if reply["final"] < connected["ready"]:
+            rnd.notes.append(f"only {reply['final']} of {connected['ready']} ready sockets saw a final event "
+                             f"within {args.final_timeout:g} s")
+        rnd.shape = server_shape(web, port)
+        c0, w0 = web.cpu_seconds(), time.monotonic()
+        time.sleep(args.idle_seconds)
+        rnd.idle_cpu_pct = (web.cpu_seconds() - c0) / (time.monotonic() - w0) * 100
+        sockets = fleet.close()
+    finally:
+        if prober is not None:
+            prober.stop()
+        fleet.kill()
+    return sockets, t_all
 
 
 def longrun_round(args: argparse.Namespace, web: Proc, port: int, config: WebConfig, n: int,
-                  measure_baseline: bool) -> Round:
-    """Running jobs first, then N sockets on them (snapshot + live events), pages probed alongside."""
-    rnd = Round("Longrun", config.label, n)
+                  measure_baseline: bool, system: str = "Longrun") -> Round:
+    """Running jobs first, then N sockets on them (snapshot + live events), pages probed alongside;
+    the jobs are cancelled after the window, so each socket must end with its job's Cancelled event."""
+    rnd = Round(system, config.label, n)
     base = f"http://127.0.0.1:{port}"
     owners = []
     for _ in range(args.jobs):
         session = requests.Session()
         session.get(base + "/jobs", timeout=10).raise_for_status()
         owners.append(session)
-    body = {"report": "demo", "params": {"duration_seconds": args.duration, "steps": args.steps}}
+    steps = max(1, min(1000, round(args.duration / args.interval)))
+    body = {"report": "demo", "params": {"duration_seconds": args.duration, "steps": steps}}
     jobs = []
     for session in owners:
         r = session.post(base + "/reports/v2", json=body, timeout=10)
@@ -493,62 +520,66 @@ def longrun_round(args: argparse.Namespace, web: Proc, port: int, config: WebCon
         rnd.pages_base = probe_pages_for(args.baseline_seconds, *probe_args)
     specs = [{"url": f"ws://127.0.0.1:{port}/notifications?job={jobs[i % args.jobs]}&format=json",
               "headers": {"Cookie": cookies[i % args.jobs]}, "job": jobs[i % args.jobs]} for i in range(n)]
-    fleet = Fleet(specs, client_opts(args))
-    prober = None
-    try:
-        connected = fleet.connected(args.connect_timeout * 2 + n / 20 + 30)
-        t_all = connected["t_all"]
-        rnd.connect_s = t_all - connected["t_start"]
-        if connected["failed"]:
-            rnd.notes.append(f"{connected['failed']} sockets failed: {connected['errors']}")
-        cpu0, client0 = web.cpu_seconds(), fleet.cpu_seconds()
-        prober = PageProber(*probe_args)
-        prober.start()
-        hold_sockets(fleet, web, port, rnd, t_all, args.duration + 60, args.idle_seconds, cpu0, client0, prober)
-        prober = None
-        sockets = fleet.close()
-    finally:
-        if prober is not None:
-            prober.stop()
-        fleet.kill()
+
+    def cancel_jobs() -> None:
+        for session, job in zip(owners, jobs):
+            r = session.post(f"{base}/jobs/{job}/cancel", timeout=30)
+            if r.status_code >= 400:
+                rnd.notes.append(f"cancel {job}: HTTP {r.status_code} {r.text[:100]}")
+
+    sockets, t_all = measure(args, web, port, rnd, specs, lambda: None, cancel_jobs, probe_args)
     db = jobs_final_seq(jobs)
-    bad = {j: st for j, (_, st) in db.items() if st != "Succeeded"}
+    bad = {j: st for j, (_, st) in db.items() if st not in FINAL_STATES}
     if bad:
-        rnd.notes.append(f"jobs not Succeeded: {bad}")
-    if t_all > max(s["final_at"] or 0 for s in sockets if s["ready_at"]) - 2:
-        rnd.notes.append("jobs ended before all sockets were ready: raise --duration")
+        rnd.notes.append(f"jobs not final: {bad}")
     rnd.result = analyse(sockets, {j: seq for j, (seq, _) in db.items()}, t_all, snapshot=True)
-    rnd.msgs_per_s = rnd.result["events"] / rnd.window_s
+    rnd.msgs_per_s = rnd.result["latency"]["n"] / rnd.window_s
     return rnd
 
 
-def raw_event(job: str, seq: int, kind: str, state: str, total: int) -> str:
+def raw_event(job: str, seq: int, kind: str, state: str) -> str:
     """A payload shaped and sized like a Longrun wire event, stamped just before publish."""
     now = datetime.now(timezone.utc).isoformat()
     return json.dumps({
         "job_id": job, "report": "demo", "seq": seq, "kind": kind, "state": state,
-        "progress": round(100.0 * seq / total, 2), "message": f"Step {seq} of {total}", "attempt": 1, "ts": now,
-        "done": seq, "total": total, "progress_message": f"Step {seq} of {total}", "max_attempts": 3,
-        "cancel_requested": False, "error": None, "has_result": state == "Succeeded", "created_at": now,
-        "started_at": now, "finished_at": now if state == "Succeeded" else None, "v": 1, "type": "event",
+        "progress": round(seq / 6, 2), "message": f"Step {seq} of 600", "attempt": 1, "ts": now,
+        "done": seq, "total": 600, "progress_message": f"Step {seq} of 600", "max_attempts": 3,
+        "cancel_requested": False, "error": None, "has_result": False, "created_at": now,
+        "started_at": now, "finished_at": now if state in FINAL_STATES else None, "v": 1, "type": "event",
         "replay": False,
     })
 
 
-def publish_schedule(redis_url: str, jobs: list[str], interval: float, count: int) -> None:
-    """Each job: ``count`` events ``interval`` apart (jobs staggered), the last one final -- like Longrun's."""
-    client = redis.Redis.from_url(redis_url)
-    plan = sorted((j * interval / len(jobs) + k * interval, job, k + 1)
-                  for j, job in enumerate(jobs) for k in range(count))
-    t0 = time.monotonic() + 0.2
-    for offset, job, seq in plan:
-        delay = t0 + offset - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        kind, state = ("state", "Processing") if seq == 1 else ("progress", "Processing")
-        if seq == count:
-            kind, state = "state", "Succeeded"
-        client.publish(RAW_CHANNEL, raw_event(job, seq, kind, state, count))
+class RawPublisher(threading.Thread):
+    """Each job: an event every ``interval`` (jobs staggered) until stopped, then one final event."""
+
+    def __init__(self, redis_url: str, jobs: list[str], interval: float) -> None:
+        super().__init__(name="raw-publisher", daemon=True)
+        self.client = redis.Redis.from_url(redis_url)
+        self.jobs, self.interval = jobs, interval
+        self.stop_event = threading.Event()
+        self.last_seq = {job: 0 for job in jobs}
+
+    def _publish(self, job: str, kind: str, state: str) -> None:
+        self.last_seq[job] += 1
+        self.client.publish(RAW_CHANNEL, raw_event(job, self.last_seq[job], kind, state))
+
+    def run(self) -> None:
+        t0 = time.monotonic()
+        k = 0
+        while not self.stop_event.is_set():
+            for j, job in enumerate(self.jobs):
+                delay = t0 + k * self.interval + j * self.interval / len(self.jobs) - time.monotonic()
+                if delay > 0 and self.stop_event.wait(delay):
+                    break
+                self._publish(job, "state" if k == 0 else "progress", "Processing")
+            k += 1
+        for job in self.jobs:
+            self._publish(job, "state", "Cancelled")
+
+    def finish(self) -> None:
+        self.stop_event.set()
+        self.join(10)
 
 
 def raw_round(args: argparse.Namespace, web: Proc, port: int, config: WebConfig, n: int,
@@ -556,27 +587,15 @@ def raw_round(args: argparse.Namespace, web: Proc, port: int, config: WebConfig,
     """N sockets on the raw server, then the same event pattern published straight to Redis."""
     rnd = Round("raw", config.label, n)
     jobs = [f"raw-{uuid.uuid4().hex[:8]}" for _ in range(args.jobs)]
-    count = max(3, int(args.raw_seconds / args.interval))
     specs = [{"url": f"ws://127.0.0.1:{port}/ws?job={jobs[i % args.jobs]}", "headers": {},
               "job": jobs[i % args.jobs]} for i in range(n)]
-    fleet = Fleet(specs, client_opts(args))
+    publisher = RawPublisher(redis_url, jobs, args.interval)
     try:
-        connected = fleet.connected(args.connect_timeout * 2 + n / 20 + 30)
-        t_all = connected["t_all"]
-        rnd.connect_s = t_all - connected["t_start"]
-        if connected["failed"]:
-            rnd.notes.append(f"{connected['failed']} sockets failed: {connected['errors']}")
-        cpu0, client0 = web.cpu_seconds(), fleet.cpu_seconds()
-        publisher = threading.Thread(target=publish_schedule, args=(redis_url, jobs, args.interval, count),
-                                     daemon=True)
-        publisher.start()
-        hold_sockets(fleet, web, port, rnd, t_all, args.raw_seconds + 60, args.idle_seconds, cpu0, client0)
-        publisher.join(5)
-        sockets = fleet.close()
+        sockets, t_all = measure(args, web, port, rnd, specs, publisher.start, publisher.finish)
     finally:
-        fleet.kill()
-    rnd.result = analyse(sockets, {j: count for j in jobs}, t_all, snapshot=False)
-    rnd.msgs_per_s = rnd.result["events"] / rnd.window_s
+        publisher.stop_event.set()
+    rnd.result = analyse(sockets, dict(publisher.last_seq), t_all, snapshot=False)
+    rnd.msgs_per_s = rnd.result["latency"]["n"] / rnd.window_s
     return rnd
 
 
@@ -614,18 +633,18 @@ def print_report(rounds: list[Round], header: list[str]) -> str:
             f"| {fmt(ratio50, 2)} | {fmt(ratio99, 2)} | {fmt(r.web_cpu_pct, 0)} | {fmt(r.idle_cpu_pct, 0)} "
             f"| {fmt(r.client_cpu_pct, 0)} | {shape_text(r.shape)} |")
     lines += ["", "### Page requests (GET /jobs/<id>, sequential, new connection each) with N sockets open",
-              "", "| gunicorn | N | no sockets: n | p50 ms | p99 ms | with N sockets: n | p50 ms | p99 ms | max ms "
+              "", "| system, gunicorn | N | no sockets: n | p50 ms | p99 ms | with N sockets: n | p50 ms | p99 ms | max ms "
               "| failed | p99 ÷ no-socket p99 |", "|" + "---|" * 11]
     base_by_config: dict[str, dict[str, Any]] = {}
     for r in rounds:
-        if r.system != "Longrun":
+        if r.system == "raw":
             continue
         if r.pages_base:
             base_by_config[r.config] = r.pages_base
         b, p = base_by_config.get(r.config, {}), r.pages_load
         ratio = p.get("p99", float("nan")) / b["p99"] if b.get("p99") else None
         failed = f"{p.get('failures', 0)} {','.join(p.get('failure_kinds', []))}".strip()
-        lines.append(f"| {r.config} | {r.n} | {b.get('n', '—')} | {fmt(b.get('p50'))} | {fmt(b.get('p99'))} "
+        lines.append(f"| {r.system} {r.config} | {r.n} | {b.get('n', '—')} | {fmt(b.get('p50'))} | {fmt(b.get('p99'))} "
                      f"| {p.get('n', 0)} | {fmt(p.get('p50'))} | {fmt(p.get('p99'))} | {fmt(p.get('max'))} "
                      f"| {failed} | {fmt(ratio, 2)} |")
     notes = [f"- {r.system} {r.config} N={r.n}: {note}" for r in rounds for note in r.notes]
@@ -649,18 +668,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                           "one listener)")
     p.add_argument("--skip-raw", action="store_true", help="no raw baseline (no ratios)")
     p.add_argument("--jobs", type=int, default=2, help="running jobs per round = worker concurrency (default 2)")
-    p.add_argument("--duration", type=float, default=30.0, help="demo job duration_seconds (default 30)")
-    p.add_argument("--steps", type=int, default=60, help="demo job steps (default 60: an event every 0.5 s)")
-    p.add_argument("--raw-seconds", type=float, default=10.0, help="raw baseline publishing time per N")
-    p.add_argument("--interval", type=float, default=0.5, help="raw baseline: seconds between events per job")
+    p.add_argument("--window", type=float, default=15.0,
+                   help="seconds of events measured once every socket is ready (default 15)")
+    p.add_argument("--interval", type=float, default=0.5,
+                   help="seconds between one job's events: demo step length / raw publish period (default 0.5)")
+    p.add_argument("--duration", type=float, default=300.0,
+                   help="demo job duration_seconds; the jobs are cancelled after the window (default 300)")
     p.add_argument("--baseline-seconds", type=float, default=5.0, help="page probe time with no sockets")
     p.add_argument("--page-gap", type=float, default=0.02, help="pause between page requests (s)")
     p.add_argument("--idle-seconds", type=float, default=3.0, help="sockets held open after the last event, "
                                                                    "to measure idle CPU")
     p.add_argument("--connect-concurrency", type=int, default=50, help="handshakes in flight at once")
     p.add_argument("--connect-timeout", type=float, default=20.0, help="per-socket handshake timeout (s)")
+    p.add_argument("--connect-budget", type=float, default=60.0,
+                   help="sockets not ready (snapshot received) this long after the first connect count as failed")
+    p.add_argument("--final-timeout", type=float, default=30.0,
+                   help="how long to wait for every socket's final event after the window")
     p.add_argument("--no-compression", action="store_true",
                    help="do not offer permessage-deflate (browsers always offer it)")
+    p.add_argument("--patch", choices=["slow", "event"],
+                   help="EXPERIMENT: serve Longrun through bench/patched_wsgi.py (notification loop changed at run "
+                        "time, see that file) to measure a proposed fix; rows are labelled Longrun+<patch>")
     p.add_argument("--out", help="also write the tables (markdown) to this file")
     p.add_argument("--json", help="write every figure as JSON to this file")
     p.add_argument("--keep-logs", action="store_true", help="keep the process logs directory")
@@ -684,7 +712,7 @@ def main(argv: list[str] | None = None) -> int:
     header = [f"## bench_notifications.py — {datetime.now().isoformat(timespec='seconds')}",
               "",
               f"host: {os.cpu_count()} CPUs, load average at start {loadavg()}; N = {ns}; "
-              f"{args.jobs} running demo jobs per round ({args.duration:g} s, {args.steps} steps); "
+              f"{args.jobs} running jobs per round, an event every {args.interval:g} s each, {args.window:g} s window; "
               f"permessage-deflate {'off' if args.no_compression else 'offered (browser-like)'}; "
               f"raw baseline gunicorn {raw_config.label}"]
     print("\n".join(header), flush=True)
@@ -708,14 +736,21 @@ def main(argv: list[str] | None = None) -> int:
                                         "prefork", "-c", str(args.jobs), "-n", "bench-ws@%h", "-l", "INFO",
                                         "--without-mingle", "--without-gossip"], env)
         worker.wait_log(" ready.", 60)
+        system, web_env, app_ref = "Longrun", env, "wsgi:app"
+        if args.patch:
+            system, web_env, app_ref = f"Longrun+{args.patch}", {**env, "LONGRUN_BENCH_PATCH": args.patch}, \
+                "patched_wsgi:app"
         for config in configs:
             port = free_port(taken)
-            web = procs.start(f"web-{config.label.replace(' ', '-')}", gunicorn_cmd(port, config, "wsgi:app"), env)
+            cmd = gunicorn_cmd(port, config, app_ref)
+            if args.patch:
+                cmd[-1:-1] = ["--pythonpath", str(BENCH_DIR)]
+            web = procs.start(f"web-{config.label.replace(' ', '-')}", cmd, web_env)
             web.wait_http(f"http://127.0.0.1:{port}/reports")
             for i, n in enumerate(ns):
-                rnd = longrun_round(args, web, port, config, n, measure_baseline=(i == 0))
+                rnd = longrun_round(args, web, port, config, n, measure_baseline=(i == 0), system=system)
                 rounds.append(rnd)
-                print(f"  Longrun {config.label} N={n}: p50 {fmt(rnd.result['latency']['p50'])} ms, p99 "
+                print(f"  {system} {config.label} N={n}: p50 {fmt(rnd.result['latency']['p50'])} ms, p99 "
                       f"{fmt(rnd.result['latency']['p99'])} ms, lost {rnd.result['lost']}, pages p99 "
                       f"{fmt(rnd.pages_load.get('p99'))} ms [{time.monotonic() - t_begin:.0f} s]", flush=True)
             errors = [line for line in web.log_text().splitlines() if "Traceback" in line or "[ERROR]" in line]

@@ -103,8 +103,8 @@ async def _main(pipe, specs: list[dict[str, Any]], opts: dict[str, Any]) -> None
     t_start = time.time()
     tasks = [asyncio.create_task(_watch(w, gate, opts)) for w in watchers]
     done_or_failed = lambda: all(w.ready_at or w.error or w.closed_early for w in watchers)  # noqa: E731
-    await _until(done_or_failed, opts["connect_timeout"] * 2 + len(watchers) / 20)
-    ready = [w for w in watchers if w.ready_at]
+    await _until(done_or_failed, opts["connect_budget"])
+    ready = [w for w in watchers if w.ready_at]  # late ones keep trying, but count as failed
     pipe.send({"phase": "connected", "ready": len(ready), "failed": len(watchers) - len(ready),
                "t_start": t_start, "t_all": max((w.ready_at for w in ready), default=time.time()),
                "errors": sorted({w.error or w.closed_early or "not ready" for w in watchers if not w.ready_at})[:5]})

@@ -40,6 +40,11 @@ def report_v1() -> Response:
         params = demo.validate(raw)
     except ParamsInvalid as exc:
         raise _invalid_params(exc) from None
+    cap = current_app.config["LONGRUN_V1_MAX_SECONDS"]
+    if params["duration_seconds"] > cap:
+        raise ApiError(422, "Invalid Parameters", f"v1 blocks a server thread; duration_seconds must be at most {cap:g} "
+                       "(use POST /reports/v2 for longer jobs).", slug="invalid-parameters",
+                       errors=[{"field": "params.duration_seconds", "message": f"must be at most {cap:g}"}])
     started = time.monotonic()
     demo.func(InlineContext(), **params)
     elapsed = time.monotonic() - started

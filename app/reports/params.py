@@ -53,6 +53,8 @@ class Param:
             out["maximum"] = self.maximum
         if self.choices:
             out["choices"] = list(self.choices)
+        if self.kind is str:
+            out["max_length"] = self.max_length
         return out
 
 

@@ -90,7 +90,7 @@ def test_viewer_sees_the_dashboard_but_cannot_act(new_context, remote_web, scree
 
     refused = viewer.evaluate(BULK_POST)
     assert refused["status"] == 403, refused
-    assert "read-only-role" in refused["body"], refused  # refused for the role, not for CSRF
+    assert "The viewer role can look but not act." in refused["body"], refused  # for the role, not for CSRF
 
     viewer.goto(f"/dashboard/jobs/{job_id}")
     expect(viewer.locator("#job-detail")).to_contain_text(job_id)

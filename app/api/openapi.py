@@ -1,0 +1,203 @@
+"""The OpenAPI 3 document of the JSON API, built from the code (routes, report schemas, limits)."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, jsonify
+
+from app.api import bp
+from app.jobs.states import JobState
+from app.reports import all_reports, get_report
+
+PROBLEM = "application/problem+json"
+
+_ERRORS = {
+    "400": "Malformed request (for example invalid JSON).",
+    "401": "Unknown or revoked bearer token.",
+    "403": "CSRF check failed (cookie-authenticated form or htmx request without its token).",
+    "404": "No such job among yours (unknown and foreign ids look the same).",
+    "409": "The job's state does not allow this.",
+    "410": "The job existed but was purged (retention) or deleted by an operator.",
+    "413": "Request body too large.",
+    "415": "Body is not JSON.",
+    "422": "Invalid field, parameter or query value; `errors` names each one.",
+    "429": "Too many active jobs or job creations for this owner; see Retry-After.",
+    "503": "Database unreachable; try again shortly.",
+}
+
+
+def _problems(*codes: str) -> dict[str, Any]:
+    return {code: {"description": _ERRORS[code], "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+            for code in codes}
+
+
+def _json(schema_ref: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}}
+
+
+def _param_schema(p: dict[str, Any]) -> dict[str, Any]:
+    kind = {"integer": "integer", "number": "number", "string": "string", "boolean": "boolean"}.get(p["type"], "string")
+    schema: dict[str, Any] = {"type": kind}
+    if p["type"].startswith("date"):
+        schema["format"] = "date"
+    for key in ("minimum", "maximum"):
+        if key in p:
+            schema[key] = p[key]
+    if "choices" in p:
+        schema["enum"] = p["choices"]
+    elif kind == "string" and "format" not in schema:
+        schema["maxLength"] = p.get("max_length", 200)
+    return schema
+
+
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}, "description": "Job id (UUID)."}
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object", "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+            "detail": {"type": "string"}, "instance": {"type": "string"},
+            "errors": {"type": "array", "items": {"type": "object", "required": ["field", "message"],
+                                                  "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}},
+            "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+    "Job": {
+        "type": "object",
+        "required": ["id", "report", "params", "state", "final", "progress", "attempts", "max_attempts", "links"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"}, "report": {"type": "string"}, "params": {"type": "object"},
+            "state": {"type": "string", "enum": [s.value for s in JobState]}, "final": {"type": "boolean"},
+            "progress": {"type": "object", "properties": {
+                "percent": {"type": "number"}, "done": {"type": ["integer", "null"]},
+                "total": {"type": ["integer", "null"]}, "message": {"type": ["string", "null"]}}},
+            "attempts": {"type": "integer"}, "max_attempts": {"type": "integer"},
+            "cancel_requested": {"type": "boolean"},
+            "created_at": {"type": "string"}, "started_at": {"type": ["string", "null"]},
+            "finished_at": {"type": ["string", "null"]}, "heartbeat_at": {"type": ["string", "null"]},
+            "next_attempt_at": {"type": ["string", "null"]},
+            "error": {"type": ["object", "null"]}, "result": {"type": ["object", "null"]},
+            "last_seq": {"type": "integer"}, "trace_id": {"type": ["string", "null"]},
+            "links": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+    "JobList": {
+        "type": "object", "required": ["items", "page", "per_page", "total", "links"],
+        "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+                       "page": {"type": "integer"}, "per_page": {"type": "integer"}, "total": {"type": "integer"},
+                       "links": {"type": "object", "additionalProperties": {"type": "string"}}},
+    },
+    "EventList": {
+        "type": "object", "required": ["job_id", "items"],
+        "properties": {"job_id": {"type": "string"}, "items": {"type": "array", "items": {
+            "type": "object", "required": ["seq", "kind", "state"],
+            "properties": {"seq": {"type": "integer"}, "kind": {"type": "string", "enum": ["state", "progress", "log"]},
+                           "state": {"type": "string"}, "progress": {"type": "number"},
+                           "message": {"type": ["string", "null"]}, "attempt": {"type": "integer"},
+                           "at": {"type": "string"}}}}},
+    },
+    "ReportCatalog": {"type": "object", "required": ["items"],
+                      "properties": {"items": {"type": "array", "items": {"type": "object"}}}},
+    "Health": {"type": "object", "required": ["status"],
+               "properties": {"status": {"type": "string"}, "checks": {"type": "object"}}},
+}
+
+
+def _params_object(described: list[dict[str, Any]]) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "additionalProperties": False,
+                              "properties": {p["name"]: _param_schema(p) for p in described}}
+    required = [p["name"] for p in described if p["required"]]
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def submit_request_schema() -> dict[str, Any]:
+    """One variant per registered report (its exact parameters), plus the bare form that means `demo`."""
+    variants = []
+    for report in all_reports():
+        params = _params_object(report.describe()["params"])
+        variants.append({"type": "object", "additionalProperties": False, "required": ["report"],
+                         "properties": {"report": {"const": report.name}, "params": params},
+                         "description": report.title})
+    demo_params = _params_object(get_report("demo").describe()["params"])
+    variants.append({"type": "object", "additionalProperties": False, "properties": {"params": demo_params},
+                     "description": "No report named: the demo report."})
+    return {"oneOf": variants}
+
+
+def build_document() -> dict[str, Any]:
+    """The whole document for the current app (its reports and limits)."""
+    demo = {p["name"]: p for p in get_report("demo").describe()["params"]}
+    v1_duration = dict(_param_schema(demo["duration_seconds"]), maximum=current_app.config["LONGRUN_V1_MAX_SECONDS"],
+                       default=current_app.config["LONGRUN_V1_SECONDS"])
+    submit = {
+        "requestBody": {"required": False, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SubmitRequest"}}}},
+        "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 255}}],
+        "responses": {"202": dict(_json("Job", "Accepted; follow `Location`."), headers={
+            "Location": {"schema": {"type": "string"}}, "Retry-After": {"schema": {"type": "string"}}}),
+            **_problems("400", "401", "403", "413", "415", "422", "429", "503")},
+    }
+    job_ops = ("401", "404", "410", "503")
+    paths: dict[str, Any] = {
+        "/reports": {"get": {"summary": "Registered reports and their parameter schemas",
+                             "responses": {"200": _json("ReportCatalog", "The catalogue."), **_problems("401")}}},
+        "/reports/v1": {"get": {
+            "summary": "Run the demo report inside the request; answers `Completed`",
+            "parameters": [{"name": "duration_seconds", "in": "query", "schema": v1_duration},
+                           {"name": "steps", "in": "query", "schema": _param_schema(demo["steps"])}],
+            "responses": {"200": {"description": "Done.", "content": {"text/plain": {"schema": {"type": "string", "enum": ["Completed"]}}}},
+                          **_problems("401", "422")}}},
+        "/reports/v2": {"post": {"summary": "Enqueue a job (poll its Location)", **submit}},
+        "/reports/v3": {"post": {"summary": "Enqueue a job (follow it over /notifications)", **submit}},
+        "/jobs": {"get": {
+            "summary": "Your jobs, newest first",
+            "parameters": [{"name": "state", "in": "query", "schema": {"type": "string", "enum": [s.value for s in JobState]}},
+                           {"name": "report", "in": "query", "schema": {"type": "string", "enum": [r.name for r in all_reports()]}},
+                           {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000000}},
+                           {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}}],
+            "responses": {"200": _json("JobList", "A page of jobs."), **_problems("401", "422", "503")}}},
+        "/jobs/{job_id}": {
+            "parameters": [JOB_ID],
+            "get": {"summary": "One job", "responses": {"200": _json("Job", "The job."), **_problems(*job_ops)}},
+            "delete": {"summary": "Cancel the job",
+                       "responses": {"200": _json("Job", "Cancelled."), "202": _json("Job", "Stopping at its next checkpoint."),
+                                     **_problems("409", *job_ops)}},
+        },
+        "/jobs/{job_id}/cancel": {"parameters": [JOB_ID], "post": {
+            "summary": "Cancel the job (same as DELETE)",
+            "responses": {"200": _json("Job", "Cancelled."), "202": _json("Job", "Stopping at its next checkpoint."),
+                          **_problems("403", "409", *job_ops)}}},
+        "/jobs/{job_id}/retry": {"parameters": [JOB_ID], "post": {
+            "summary": "Requeue a Failed or Cancelled job",
+            "responses": {"202": _json("Job", "Requeued."), **_problems("403", "409", "429", *job_ops)}}},
+        "/jobs/{job_id}/events": {"parameters": [JOB_ID], "get": {
+            "summary": "The job's history",
+            "parameters": [{"name": "after_seq", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 2147483647}}],
+            "responses": {"200": _json("EventList", "Events in sequence order."), **_problems("422", *job_ops)}}},
+        "/jobs/{job_id}/result": {"parameters": [JOB_ID], "get": {
+            "summary": "Download the job's artifact",
+            "responses": {"200": {"description": "The artifact.", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+                          **_problems("409", *job_ops)}}},
+        "/healthz": {"get": {"summary": "The process answers", "responses": {"200": _json("Health", "Alive.")}}},
+        "/readyz": {"get": {"summary": "PostgreSQL and Redis reachable",
+                            "responses": {"200": _json("Health", "Ready."), **_problems("503")}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Longrun", "version": "1.0.0",
+                 "description": "Long-running reports: start, follow (also over the /notifications WebSocket), download."},
+        "paths": paths,
+        "components": {"schemas": {**SCHEMAS, "SubmitRequest": submit_request_schema()}, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "Token from `flask tokens create`."},
+            "session": {"type": "apiKey", "in": "cookie", "name": "session"}}},
+        "security": [{}, {"bearer": []}, {"session": []}],
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    """This API's OpenAPI document."""
+    return jsonify(build_document())

@@ -1,0 +1,61 @@
+"""The OpenAPI document matches the routes, and the running app matches the document under fuzzing."""
+import os
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+
+from tests.conftest import WebServer, isolated_database
+
+API_BLUEPRINTS = {"api", "ops"}
+FUZZ_EXAMPLES = int(os.environ.get("LONGRUN_FUZZ_EXAMPLES", "20"))  # bench/fuzz_long runs more
+NOT_IN_DOCUMENT = {"/openapi.json", "/metrics"}  # the document itself; metrics is Prometheus text for operators
+
+
+def _flask_path(rule: str) -> str:
+    return rule.replace("<job_id>", "{job_id}")
+
+
+def test_document_lists_exactly_the_api_routes(app, client):
+    doc = client.get("/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.")
+    routes: dict[str, set[str]] = {}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.split(".")[0] in API_BLUEPRINTS and rule.rule not in NOT_IN_DOCUMENT:
+            routes.setdefault(_flask_path(rule.rule), set()).update(m.lower() for m in rule.methods - {"HEAD", "OPTIONS"})
+    documented = {path: {m for m in ops if m in {"get", "post", "delete", "put", "patch"}} for path, ops in doc["paths"].items()}
+    assert documented == routes
+
+
+@pytest.fixture(scope="module")
+def fuzz_target(app):
+    """Its own server and database; its queue has no worker, so fuzzed jobs just wait."""
+    web = WebServer("fuzz", {"DATABASE_URL": isolated_database("fuzz"), "LONGRUN_QUEUE": "fuzz-nobody",
+                             "LONGRUN_V1_MAX_SECONDS": "0.2", "LONGRUN_V1_SECONDS": "0.1", "LONGRUN_MAX_JOBS_PER_MINUTE": "1000"})
+    yield web
+    web.stop()
+
+
+def _check(case, base_url: str) -> None:
+    response = case.call_and_validate(base_url=base_url, session=requests.Session())
+    assert response.status_code < 500 or response.status_code == 503, response.text[:300]
+    if response.status_code >= 400:
+        content_type = (response.headers.get("content-type") or [""])[0]  # schemathesis: lower-case keys, lists
+        assert content_type.startswith("application/problem+json"), (
+            case.method, case.path, case.headers, response.status_code, dict(response.headers), response.text[:300])
+        assert "Traceback" not in response.text and "/work/" not in response.text
+
+
+def test_api_holds_its_contract_under_fuzzing(fuzz_target):
+    """Every operation, bounded examples each: no 5xx, responses match the schema, errors are problem+json."""
+    schema = schemathesis.openapi.from_url(fuzz_target.url + "/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 12
+    for operation in operations:
+        @given(case=operation.as_strategy())
+        @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
+                  derandomize=True, database=None)
+        def run(case):
+            _check(case, fuzz_target.url)
+
+        run()
