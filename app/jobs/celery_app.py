@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from celery import Celery, Task
-from celery.signals import setup_logging, worker_process_init, worker_process_shutdown
+from celery.signals import beat_init, setup_logging, worker_process_init, worker_process_shutdown
 from flask import Flask
 
 
@@ -74,6 +74,13 @@ def celery_init_app(app: Flask) -> Celery:
             for engine in db.engines.values():
                 engine.dispose(close=False)
         init_tracing(app, "worker")
+
+    @beat_init.connect(weak=False)
+    def export_metrics(**_: object) -> None:
+        # Beat runs once per cluster: the right place for cluster-wide metrics over OTLP.
+        from app.telemetry.otlp_metrics import start_metrics_export
+
+        start_metrics_export(app)
 
     @worker_process_shutdown.connect(weak=False)
     def flush_spans(**_: object) -> None:
