@@ -70,9 +70,9 @@ def _tune_sqlite(engine) -> None:  # noqa: ANN001
 def register_blueprints(app: Flask) -> None:
     """Routes and CLI command groups."""
     from app.api import bp as api_bp
-    from app.owners.cli import bp as tokens_cli
     from app.dashboard.routes import bp as dashboard_bp
     from app.ops.routes import bp as ops_bp
+    from app.owners.cli import bp as tokens_cli
     from app.realtime.routes import bp as realtime_bp
     from app.retention.cli import bp as retention_cli
     from app.sales.cli import bp as sales_cli

@@ -19,24 +19,22 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
-def _int(name: str, default: int) -> int:
+def _number(name: str, default: float, cast: type, kind: str) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return cast(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+        raise ConfigError(f"{name} must be {kind}, got {raw!r}") from exc
+
+
+def _int(name: str, default: int) -> int:
+    return int(_number(name, default, int, "an integer"))
 
 
 def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    return float(_number(name, default, float, "a number"))
 
 
 def load_config(overrides: dict | None = None) -> dict:

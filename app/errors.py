@@ -9,6 +9,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from app.jobs.limits import Throttled
+from app.jobs.service import JobConflict
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def handle_http(exc: HTTPException):  # noqa: ANN202
         return render_error(_from_http(exc))
+
+    @app.errorhandler(JobConflict)
+    def handle_conflict(exc: JobConflict):  # noqa: ANN202
+        return render_error(ApiError(409, "Conflict", str(exc), slug="job-state-conflict"))
 
     @app.errorhandler(Throttled)
     def handle_throttled(exc: Throttled):  # noqa: ANN202

@@ -127,7 +127,7 @@ class WorkerProcess:
                                      stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_ready()
 
-    def _wait_ready(self, timeout: float = 60) -> None:
+    def _wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -178,7 +178,7 @@ class WebServer:
                                      stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_ready()
 
-    def _wait_ready(self, timeout: float = 30) -> None:
+    def _wait_ready(self, timeout: float = 90) -> None:
         import requests
 
         deadline = time.monotonic() + timeout

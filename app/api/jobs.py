@@ -10,7 +10,7 @@ from app.api.serializers import event_json, job_json
 from app.errors import ApiError
 from app.extensions import db
 from app.jobs.models import Job, JobEvent, JobResult
-from app.jobs.service import JobConflict, cancel_job, find_job, list_jobs, purged_job, retry_job
+from app.jobs.service import cancel_job, find_job, list_jobs, purged_job, retry_job
 from app.jobs.states import parse_state
 from app.owners.identity import current_owner
 from app.reports import get_report
@@ -25,9 +25,9 @@ def owned_job_or_404(job_id: str) -> Job:
     if job is None:
         gone = purged_job(current_owner(), job_id)
         if gone is not None:
+            why = "after the retention period" if gone.reason == "retention" else "by an operator"
             raise ApiError(410, "Gone", f"This job ended as {gone.state} and was removed on "
-                           f"{gone.purged_at:%Y-%m-%d %H:%M} UTC ({'retention period' if gone.reason == 'retention' else 'by an operator'}).",
-                           slug="job-purged")
+                           f"{gone.purged_at:%Y-%m-%d %H:%M} UTC {why}.", slug="job-purged")
         raise ApiError(404, "Job Not Found", "There is no job with this id among your jobs.", slug="job-not-found")
     return job
 
@@ -87,18 +87,10 @@ def job_events(job_id: str) -> Response:
     return jsonify({"job_id": str(job.id), "items": [event_json(e) for e in events]})
 
 
-def _conflict(exc: JobConflict) -> ApiError:
-    return ApiError(409, "Conflict", str(exc), slug="job-state-conflict")
-
-
 @bp.delete("/jobs/<job_id>", endpoint="cancel_job")
 def cancel_job_route(job_id: str) -> tuple[Response, int]:
     """Cancel: at once if not started, at the next checkpoint if running; 409 once finished."""
-    job = owned_job_or_404(job_id)
-    try:
-        job = cancel_job(job)
-    except JobConflict as exc:
-        raise _conflict(exc) from None
+    job = cancel_job(owned_job_or_404(job_id))  # JobConflict answers 409 (app.errors)
     # 202 while a running job has yet to reach its checkpoint, 200 once it is Cancelled.
     status = 200 if job.job_state.is_final else 202
     if is_htmx():
@@ -112,11 +104,7 @@ bp.add_url_rule("/jobs/<job_id>/cancel", endpoint="cancel_job", methods=["POST"]
 @bp.post("/jobs/<job_id>/retry", endpoint="retry_job")
 def retry_job_route(job_id: str) -> tuple[Response, int]:
     """Requeue a Failed or Cancelled job."""
-    job = owned_job_or_404(job_id)
-    try:
-        job = retry_job(job)
-    except JobConflict as exc:
-        raise _conflict(exc) from None
+    job = retry_job(owned_job_or_404(job_id))
     if is_htmx():
         return pages.job_page(job), 200
     response = jsonify(job_json(job))

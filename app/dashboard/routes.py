@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, Response, abort, g, make_response, redirect, render_template, request, url_for
+from werkzeug.datastructures import MultiDict
 
 from app.dashboard import queries, workers
 from app.dashboard.access import OPERATOR, require_role
@@ -11,7 +12,6 @@ from app.errors import ApiError
 from app.extensions import db
 from app.jobs.models import Job, JobEvent
 from app.jobs.service import JobConflict, cancel_job, delete_job, retry_job
-from app.jobs.states import FINAL_STATES
 from app.reports import all_reports
 from app.web.rendering import is_htmx, render_page_or_fragment, vary
 
@@ -90,16 +90,14 @@ def job_detail(job_id: str) -> Response:
                                    stuck=queries.stuck_ids([job]))
 
 
-def _act(job: Job, action: str) -> str:
-    """Apply one action; return what happened, in words."""
+def _act(job: Job, action: str) -> None:
+    """Apply one operator action (``JobConflict`` when the job's state does not allow it)."""
     if action == "cancel":
         cancel_job(job, by="operator")
-        return "cancelled" if db.session.get(Job, job.id).state in {s.value for s in FINAL_STATES} else "asked to stop"
-    if action == "retry":
+    elif action == "retry":
         retry_job(job, by="operator")
-        return "requeued"
-    delete_job(job)
-    return "deleted"
+    else:
+        delete_job(job)
 
 
 @bp.post("/jobs/<job_id>/<action>")
@@ -107,11 +105,7 @@ def job_action(job_id: str, action: str) -> Response:
     """Cancel, retry or delete one job."""
     if action not in ACTIONS:
         abort(404)
-    job = _job_or_404(job_id)
-    try:
-        _act(job, action)
-    except JobConflict as exc:
-        raise ApiError(409, "Conflict", str(exc), slug="job-state-conflict") from None
+    _act(_job_or_404(job_id), action)  # JobConflict answers 409 (app.errors)
     if action == "delete":
         if is_htmx():
             response = make_response("", 200)
@@ -123,15 +117,21 @@ def job_action(job_id: str, action: str) -> Response:
     return redirect(url_for("dashboard.job_detail", job_id=job_id), 303)
 
 
+def _bulk_request(values: MultiDict) -> tuple[str, queries.JobFilter]:
+    """The action and filters of a bulk request, or a 422 saying what is wrong."""
+    action = values.get("action", "")
+    if action not in ACTIONS:
+        raise ApiError(422, "Invalid Request", f"action must be one of {', '.join(ACTIONS)}.", slug="validation-error")
+    f = queries.JobFilter.from_args(values)
+    if f.errors:
+        raise ApiError(422, "Invalid Request", "; ".join(f.errors), slug="validation-error")
+    return action, f
+
+
 @bp.get("/bulk")
 def bulk_preview() -> Response:
     """Say how many jobs an action would touch, and ask to confirm."""
-    action = request.args.get("action", "")
-    if action not in ACTIONS:
-        raise ApiError(422, "Invalid Request", f"action must be one of {', '.join(ACTIONS)}.", slug="validation-error")
-    f = queries.JobFilter.from_args(request.args)
-    if f.errors:
-        raise ApiError(422, "Invalid Request", "; ".join(f.errors), slug="validation-error")
+    action, f = _bulk_request(request.args)
     count = len(queries.matching_ids(f, BULK_LIMIT))
     return vary(make_response(render_template("dashboard/_bulk_confirm.html", action=action, count=count,
                                               filters=f, limit=BULK_LIMIT)))
@@ -140,12 +140,7 @@ def bulk_preview() -> Response:
 @bp.post("/bulk")
 def bulk_apply() -> Response:
     """Apply an action to every job matching the filters (up to the limit)."""
-    action = request.form.get("action", "")
-    if action not in ACTIONS:
-        raise ApiError(422, "Invalid Request", f"action must be one of {', '.join(ACTIONS)}.", slug="validation-error")
-    f = queries.JobFilter.from_args(request.form)
-    if f.errors:
-        raise ApiError(422, "Invalid Request", "; ".join(f.errors), slug="validation-error")
+    action, f = _bulk_request(request.form)
     done, skipped = 0, 0
     for job_id in queries.matching_ids(f, BULK_LIMIT):
         job = db.session.get(Job, job_id)

@@ -151,11 +151,7 @@ def _run_and_record(job: Job, ctx: JobContext, task_id: str) -> RetryLater | Non
         params = report.validate(job.params)
     except (UnknownReport, ParamsInvalid) as exc:
         # The code changed under a queued job: retrying cannot help.
-        locked = _owned(job_id, task_id)
-        text = f"The job cannot run: {exc}"
-        transition(locked.id, JobState.FAILED, text, job=locked,
-                   update=lambda j: _set_error(j, type(exc).__name__, text, None))
-        return None
+        return _fail_now(job_id, task_id, ctx, type(exc).__name__, f"The job cannot run: {exc}")
     db.session.commit()  # end the claim's transaction: a long report must not hold it open
     budget = report.memory_limit_mb or current_app.config["LONGRUN_JOB_MEMORY_MB"]
     try:

@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.jobs import dispatch
-from app.jobs.limits import Throttled, check_owner_limits
 from app.jobs.lifecycle import append_event, commit_and_publish, lock_job, transition
+from app.jobs.limits import Throttled, check_owner_limits
 from app.jobs.models import Job, utcnow
 from app.jobs.states import ACTIVE_STATES, FINAL_STATES, JobState
 from app.reports import get_report
@@ -47,23 +47,25 @@ def fingerprint(report: str, params: dict[str, Any]) -> str:
 
 def find_job(owner: str, job_id: str) -> Job | None:
     """The owner's job with this id; None for unknown ids, malformed ids and other owners' jobs alike."""
-    try:
-        key = uuid.UUID(job_id)
-    except (ValueError, AttributeError, TypeError):
-        return None
-    job = db.session.get(Job, key)
+    key = parse_job_id(job_id)
+    job = db.session.get(Job, key) if key else None
     if job is None or job.owner != owner:
         return None
     return job
 
 
-def purged_job(owner: str, job_id: str) -> PurgedJob | None:
-    """The tombstone of the owner's removed job, if there is one (others' tombstones stay hidden)."""
+def parse_job_id(job_id: str) -> uuid.UUID | None:
+    """The UUID in ``job_id``, or None for anything malformed."""
     try:
-        key = uuid.UUID(job_id)
+        return uuid.UUID(job_id)
     except (ValueError, AttributeError, TypeError):
         return None
-    gone = db.session.get(PurgedJob, key)
+
+
+def purged_job(owner: str, job_id: str) -> PurgedJob | None:
+    """The tombstone of the owner's removed job, if there is one (others' tombstones stay hidden)."""
+    key = parse_job_id(job_id)
+    gone = db.session.get(PurgedJob, key) if key else None
     return gone if gone is not None and gone.owner == owner else None
 
 

@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-
 _SAFE_FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 

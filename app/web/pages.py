@@ -46,7 +46,8 @@ def home() -> Response:
     """The seed's three approaches side by side, a form for any report, and my recent jobs."""
     jobs, total = list_jobs(current_owner(), per_page=MY_JOBS_PAGE)
     reports = all_reports()
-    chosen = get_report(request.args.get("report", "demo")) if request.args.get("report") in {r.name for r in reports} else get_report("demo")
+    wanted = request.args.get("report")
+    chosen = get_report(wanted) if wanted in {r.name for r in reports} else get_report("demo")
     return make_response(render_template("home.html", reports=reports, report=chosen, values={}, errors={},
                                          jobs=[JobView.from_job(j) for j in jobs], total=total,
                                          v1_seconds=current_app.config["LONGRUN_V1_SECONDS"]))

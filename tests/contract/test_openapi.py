@@ -1,5 +1,6 @@
 """The OpenAPI document matches the routes, and the running app matches the document under fuzzing."""
 import os
+
 import pytest
 import requests
 import schemathesis
