@@ -110,7 +110,7 @@ def _form_error(report: Report, values: dict, errors: dict[str, str]) -> Respons
 
 def job_page(job: Job) -> Response:
     """A job as a page (browsers) or as its self-polling status fragment (htmx polls)."""
-    return render_page_or_fragment("jobs/page.html", "jobs/_status.html", poll=True, **status_context(job))
+    return render_page_or_fragment("jobs/page.html", "jobs/_status_poll.html", poll=True, **status_context(job))
 
 
 def jobs_page(jobs: list[Job], total: int, page: int, per_page: int) -> Response:

@@ -5,7 +5,6 @@ A gunicorn of its own (``remote_web``) trusts one proxy (LONGRUN_PROXY_COUNT=1),
 """
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
 
 from playwright.sync_api import Error as PlaywrightError

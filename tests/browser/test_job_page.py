@@ -21,7 +21,8 @@ def start_from_form(page: Page, **values) -> str:
                               and re.fullmatch(rf"/jobs/{UUID_RE}", urlsplit(r.url).path)) as opened:
         form.get_by_role("button", name=re.compile("^Start")).click()
     # A plain browser navigation to /jobs/<id> (Accept: text/html...) that answers the HTML page, not JSON.
-    assert "text/html" in opened.value.request.headers["accept"], opened.value.request.headers
+    accept = opened.value.request.all_headers()["accept"]
+    assert accept.startswith("text/html"), accept
     assert opened.value.status == 200 and opened.value.headers["content-type"].startswith("text/html")
     page.wait_for_url(re.compile(rf"/jobs/{UUID_RE}$"))
     return urlsplit(page.url).path.rsplit("/", 1)[1]
