@@ -24,6 +24,8 @@ class Resync:
 
 
 RESYNC = Resync()
+# Queue marker: something other than an event needs the socket's thread (a client message, a close).
+WAKE = object()
 
 
 @dataclass(eq=False)
@@ -208,8 +210,12 @@ def get_hub(redis_url: str) -> Hub:
 
 
 def begin_shutdown() -> None:
-    """Ask every socket of this process to close with 1012 (service restart)."""
+    """Ask every socket of this process to close with 1012 (service restart), waking each handler."""
     with _hub_lock:
         hub = _hub if _hub_pid == os.getpid() else None
     if hub is not None:
         hub.closing.set()
+        with hub._lock:
+            subscribers = list(hub._subscribers)
+        for subscriber in subscribers:
+            subscriber.offer(WAKE)

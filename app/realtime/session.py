@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import time
 import uuid
 from dataclasses import asdict
 from datetime import timedelta
@@ -18,7 +17,7 @@ from app.jobs.models import Job, JobEvent, utcnow
 from app.jobs.states import ACTIVE_STATES
 from app.jobs.view import JobView
 from app.realtime.channels import JobEventMessage
-from app.realtime.hub import RESYNC, Hub, Subscriber
+from app.realtime.hub import RESYNC, WAKE, Hub, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +37,34 @@ class Socket(Protocol):
     def close(self, reason: int | None = None, message: str | None = None) -> None: ...
 
 
+class _WakingEvent:
+    """Wraps simple-websocket's reader event: every client message or close also wakes our inbox.
+
+    simple-websocket (pinned 1.1.0) sets ``ws.event`` from its reader thread whenever a message arrives or
+    the connection closes. Hooking it lets the handler block on one queue instead of polling the socket,
+    which at 1,000 sockets is the difference between idle and thousands of wake-ups per second.
+    """
+
+    def __init__(self, event: Any, subscriber: Subscriber) -> None:
+        self._event = event
+        self._subscriber = subscriber
+
+    def set(self) -> None:
+        self._event.set()
+        self._subscriber.offer(WAKE)
+
+    def __getattr__(self, name: str) -> Any:  # wait, clear, is_set
+        return getattr(self._event, name)
+
+
+def _cached(message: JobEventMessage, key: str, build: Any) -> str:
+    """Serialise or render an event once per process, not once per socket."""
+    cache = message.__dict__.setdefault("_wire", {})
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
+
 class NotificationSession:
     """Drives one socket; only this socket's thread ever sends on it."""
 
@@ -49,11 +76,12 @@ class NotificationSession:
         self.subscriber = Subscriber(owner=owner)
         self.tracked: dict[str, int] = {}  # job id -> last seq sent
         self.all_since = None
-        self.last_traffic = time.monotonic()
 
     # -- main loop ------------------------------------------------------------
     def run(self, job_ids: list[str], after_seq: int | None, all_jobs: bool) -> None:
         """Serve the socket until the client goes away."""
+        if hasattr(self.ws, "event"):
+            self.ws.event = _WakingEvent(self.ws.event, self.subscriber)
         self.hub.add(self.subscriber)
         try:
             if all_jobs:
@@ -65,23 +93,22 @@ class NotificationSession:
                     # 1012 "service restart": htmx and well-behaved clients reconnect elsewhere.
                     self.ws.close(reason=1012, message="server restarting")
                     return
+                self._read_client()  # first: messages may have arrived before the hook was in place
                 self._pump_inbox()
-                self._read_client()
-                if time.monotonic() - self.last_traffic > QUIET_RESYNC_SECONDS:
-                    self.resync()
         finally:
             self.hub.remove(self.subscriber)
             db.session.remove()
 
     def _pump_inbox(self) -> None:
         try:
-            item = self.subscriber.inbox.get(timeout=0.2)
+            item = self.subscriber.inbox.get(timeout=QUIET_RESYNC_SECONDS)
         except queue.Empty:
+            self.resync()  # quiet for long: re-check PostgreSQL in case a publish was lost
             return
         while True:
             if item is RESYNC:
                 self.resync()
-            else:
+            elif item is not WAKE:
                 self.deliver(item)
             try:
                 item = self.subscriber.inbox.get_nowait()
@@ -192,7 +219,6 @@ class NotificationSession:
 
     def resync(self) -> None:
         """Catch up from PostgreSQL after the listener lost Redis or this socket fell behind."""
-        self.last_traffic = time.monotonic()
         try:
             if self.tracked:
                 ids = [uuid.UUID(j) for j in self.tracked]
@@ -240,16 +266,26 @@ class NotificationSession:
     def send_event(self, message: JobEventMessage, replay: bool = False) -> None:
         """One event: JSON as is, or (HTML) the redrawn status plus a notification line."""
         if self.fmt == "html":
-            parts = [] if replay else [render_template("jobs/_status.html", view=JobView.from_event(message), poll=False)]
-            if message.kind != "progress":
-                parts.append(render_template("jobs/_notification.html", event=message))
-            if parts:
-                self._send("\n".join(parts))
+            key = "html-replay" if replay else "html"
+            data = _cached(message, key, lambda: self._render_event(message, replay))
+            if data:
+                self._send(data)
         else:
-            body = asdict(message)
-            body.pop("owner", None)
-            body.update(type="event", replay=replay)
-            self._send(json.dumps(body))
+            self._send(_cached(message, "json-replay" if replay else "json", lambda: self._json_event(message, replay)))
+
+    @staticmethod
+    def _json_event(message: JobEventMessage, replay: bool) -> str:
+        body = asdict(message)
+        body.pop("owner", None)
+        body.update(type="event", replay=replay)
+        return json.dumps(body)
+
+    @staticmethod
+    def _render_event(message: JobEventMessage, replay: bool) -> str:
+        parts = [] if replay else [render_template("jobs/_status.html", view=JobView.from_event(message), poll=False)]
+        if message.kind != "progress":
+            parts.append(render_template("jobs/_notification.html", event=message))
+        return "\n".join(parts)
 
     def send_error(self, code: str, detail: str, **extra: str) -> None:
         """An error the client can act on; the socket stays open."""
@@ -260,7 +296,6 @@ class NotificationSession:
 
     def _send(self, data: str) -> None:
         self.ws.send(data)
-        self.last_traffic = time.monotonic()
 
 
 def recorded_message(job: Job, event: JobEvent) -> JobEventMessage:
