@@ -213,7 +213,11 @@ class NotificationSession:
         if message.seq <= last:
             return
         if message.seq > last + 1:
-            self._send_recorded(message.job_id, last, message.seq - 1)
+            # Events committed by two processes can be published out of order: fill the gap from PostgreSQL.
+            try:
+                self._send_recorded(message.job_id, last, message.seq - 1)
+            finally:
+                db.session.remove()  # never leave the socket's thread holding a transaction
         self.send_event(message)
         self.tracked[message.job_id] = message.seq
 

@@ -123,3 +123,47 @@ def test_html_format_pushes_the_status_fragment_and_notifications(owner):
     assert frames[0].startswith(f'<div id="job-{job["id"]}-status"')
     assert 'data-state="Succeeded"' in frames[-1]
     assert f'id="job-{job["id"]}-notifications" hx-swap-oob="beforeend"' in frames[-1]
+
+
+def test_out_of_order_event_is_gap_filled_and_releases_the_database(app, web):
+    """An event that overtakes another is preceded by the missing one, read from PostgreSQL."""
+    import uuid
+
+    import psycopg2
+    import redis as redis_lib
+
+    from app.extensions import db
+    from app.jobs.lifecycle import append_event, event_message
+    from app.jobs.models import Job
+    from app.realtime.channels import JOB_EVENTS_CHANNEL
+    from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
+
+    token = app.test_cli_runner().invoke(args=["tokens", "create", "gap-owner"]).output.strip()
+    with app.app_context():
+        job = Job(id=uuid.uuid4(), owner="user:gap-owner", report="demo", params={}, state="Processing",
+                  attempts=1, max_attempts=3, last_seq=0, progress=0.0)
+        db.session.add(job)
+        append_event(job, "state", "Started")
+        db.session.commit()
+        job_id = str(job.id)
+    ws = websocket.create_connection(web.url.replace("http", "ws") + f"/notifications?job={job_id}",
+                                     header=[f"Authorization: Bearer {token}"], timeout=10)
+    assert json.loads(ws.recv())["type"] == "snapshot"
+    with app.app_context():
+        job = db.session.get(Job, uuid.UUID(job_id))
+        append_event(job, "progress", "two")  # committed, never published: as if its publish came late
+        job.progress = 50.0
+        third = append_event(job, "progress", "three")
+        message = event_message(job, third)
+        db.session.commit()
+    redis_lib.Redis.from_url(TEST_REDIS_URL).publish(JOB_EVENTS_CHANNEL, message.to_json())
+    received = [json.loads(ws.recv()), json.loads(ws.recv())]
+    assert [(m["seq"], m["message"]) for m in received] == [(2, "two"), (3, "three")]
+    # While the socket stays open, its thread must not sit on a transaction (and a pooled connection).
+    conn = psycopg2.connect(TEST_DATABASE_URL.replace("+psycopg2", ""))
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND state = 'idle in transaction' AND query LIKE '%job_events%' AND pid <> pg_backend_pid()")
+        assert cur.fetchone()[0] == 0
+    conn.close()
+    ws.close()
