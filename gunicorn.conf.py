@@ -2,12 +2,14 @@
 import os
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
-# Threads, not processes, hold the long-lived /notifications sockets (see README: performance).
+# Each open /notifications socket holds one gthread thread for its life (bench/bench_notifications.py):
+# two processes (one core each under the GIL) x 1,100 threads hold 1,000 sockets with pages answering in
+# ~7 ms p50. Keep worker_connections below threads so every accepted connection gets a thread at once;
+# the surplus 100 threads per worker serve pages and polls.
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "32"))
-# gunicorn stops accepting past worker_connections per worker: above the sockets we plan for.
-worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "2000"))
+threads = int(os.environ.get("GUNICORN_THREADS", "1100"))
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
 timeout = 60
 graceful_timeout = 25  # platforms send SIGKILL about 30 s after SIGTERM
 keepalive = 5

@@ -4,12 +4,15 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import threading
 import uuid
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any, Protocol
 
 from flask import render_template
+from simple_websocket import ConnectionClosed
+from wsproto.utilities import LocalProtocolError
 
 from app.api.serializers import job_json
 from app.extensions import db
@@ -57,6 +60,27 @@ class _WakingEvent:
         return getattr(self._event, name)
 
 
+class _SerialSocket:
+    """Makes each frame one atomic ``sendall`` on the TCP socket.
+
+    simple-websocket's reader thread sends pings, pongs and close frames on the same socket while the
+    handler may be blocked in ``send`` to a slow client: without a lock the frames interleave and the
+    client drops the connection (1002). ``sendall`` also finishes partial writes.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._lock = threading.Lock()
+
+    def send(self, data: bytes) -> int:
+        with self._lock:
+            self._sock.sendall(data)
+        return len(data)
+
+    def __getattr__(self, name: str) -> Any:  # recv, fileno, close, ...
+        return getattr(self._sock, name)
+
+
 def _cached(message: JobEventMessage, key: str, build: Any) -> str:
     """Serialise or render an event once per process, not once per socket."""
     cache = message.__dict__.setdefault("_wire", {})
@@ -82,6 +106,8 @@ class NotificationSession:
         """Serve the socket until the client goes away."""
         if hasattr(self.ws, "event"):
             self.ws.event = _WakingEvent(self.ws.event, self.subscriber)
+        if hasattr(self.ws, "sock") and not isinstance(self.ws.sock, _SerialSocket):
+            self.ws.sock = _SerialSocket(self.ws.sock)
         self.hub.add(self.subscriber)
         try:
             if all_jobs:
@@ -299,7 +325,11 @@ class NotificationSession:
             self._send(json.dumps({"type": "error", "error": code, "detail": detail, **extra}))
 
     def _send(self, data: str) -> None:
-        self.ws.send(data)
+        try:
+            self.ws.send(data)
+        except (OSError, LocalProtocolError) as exc:
+            # The client vanished mid-send: end this socket quietly (flask-sock handles ConnectionClosed).
+            raise ConnectionClosed() from exc
 
 
 def recorded_message(job: Job, event: JobEvent) -> JobEventMessage:
