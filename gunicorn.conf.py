@@ -10,10 +10,23 @@ worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "1100"))
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
+
 timeout = 60
 graceful_timeout = 25  # platforms send SIGKILL about 30 s after SIGTERM
-keepalive = 5
+# Longer than any Retry-After the API sends, so a client that waits it out does not race the close.
+keepalive = 15
 accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG") == "1" else None
+
+
+def post_fork(server, worker):  # noqa: ANN001, ARG001 - gunicorn hook signature
+    """Cap sockets per process below its threads (the final settings, command-line flags included).
+
+    A process holding that many sockets refuses more (503 + Retry-After): the client retries, likely on
+    another worker, and the reserved threads keep serving pages and polls (bench/load_test.py).
+    """
+    usable = min(server.cfg.threads, server.cfg.worker_connections)
+    reserve = max(2, min(100, usable // 4))
+    os.environ.setdefault("LONGRUN_MAX_SOCKETS_PER_PROCESS", str(max(1, usable - reserve)))
 
 
 def worker_exit(server, worker):  # noqa: ANN001, ARG001 - gunicorn hook signature

@@ -97,6 +97,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "LONGRUN_TRACE_URL_TEMPLATE": os.environ.get("LONGRUN_TRACE_URL_TEMPLATE", ""),
         # /metrics without a credential from anywhere (for a scraper on a private network).
         "LONGRUN_METRICS_PUBLIC": os.environ.get("LONGRUN_METRICS_PUBLIC") == "1",
+        # Sockets one web process holds before refusing more with 503 (gunicorn.conf.py sets it from threads).
+        "LONGRUN_MAX_SOCKETS_PER_PROCESS": _int("LONGRUN_MAX_SOCKETS_PER_PROCESS", 1000),
         # Extra origins allowed to open /notifications (comma-separated); same-origin always is.
         "LONGRUN_ALLOWED_ORIGINS": os.environ.get("LONGRUN_ALLOWED_ORIGINS", ""),
     }

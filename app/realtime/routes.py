@@ -29,6 +29,13 @@ def check_origin() -> None:
     if not origin_allowed():
         raise ApiError(403, "Forbidden", "WebSocket connections from this origin are not allowed.",
                        slug="origin-not-allowed")
+    hub = get_hub(current_app.config["REDIS_URL"])
+    limit = current_app.config["LONGRUN_MAX_SOCKETS_PER_PROCESS"]
+    if request.endpoint == "realtime.notifications" and hub.socket_count >= limit:
+        # Every socket holds a server thread: past the cap, keep threads for pages and send clients elsewhere.
+        raise ApiError(503, "Service Unavailable", f"This server process already holds {limit} live sockets; "
+                       "retry shortly (the page keeps polling meanwhile).", slug="too-many-sockets",
+                       headers={"Retry-After": "2"})
     # permessage-deflate costs ~180 KB and a third more CPU per socket for ~500-byte messages
     # (measured at 1,000 sockets: p99 471 -> 164 ms, RSS 446 -> 262 MB without it).
     request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)

@@ -100,3 +100,30 @@ def test_redis_restart_mid_job_recovers_listener_and_delivers_final_state(app):
             w.stop()
         web.stop()
         redis_server.stop()
+
+
+def test_a_full_process_refuses_more_sockets_but_keeps_serving_pages(app):
+    import websocket
+
+    web = WebServer("socket-cap", {"LONGRUN_MAX_SOCKETS_PER_PROCESS": "2"}, threads=8)
+    try:
+        owner = Owner(web.url)
+        held = [owner.connect() for _ in range(2)]
+        time.sleep(0.3)
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            owner.connect()
+        assert refused.value.status_code == 503
+        assert owner.http.get(web.url + "/jobs", timeout=5).status_code == 200
+        for ws in held:
+            ws.close()
+        wait_for(lambda: _connects(owner), timeout=10, what="a slot to free up")
+    finally:
+        web.stop()
+
+
+def _connects(owner: Owner) -> bool:
+    try:
+        owner.connect().close()
+        return True
+    except Exception:  # noqa: BLE001 - still full
+        return False
