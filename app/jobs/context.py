@@ -77,7 +77,8 @@ class JobContext:
         self._watcher = watcher
         self._flush_every = current_app.config["LONGRUN_PROGRESS_FLUSH_SECONDS"]
         self._max_result = current_app.config["LONGRUN_MAX_RESULT_BYTES"]
-        self._last_flush = 0.0
+        # The claim just wrote the job: the first sample waits a flush interval like every other one.
+        self._last_flush = time.monotonic()
         self._pending: tuple[float, int, int, str | None] | None = None
         self._connection: sa.Connection | None = None
         self.result: ResultFile | None = None
@@ -90,16 +91,23 @@ class JobContext:
         if time.monotonic() - self._last_flush >= self._flush_every:
             self.flush()
 
-    def flush(self) -> None:
-        """Write the latest progress (if any is unwritten) as a sampled event."""
+    def take_pending(self) -> dict | None:
+        """The unwritten latest progress as job fields (and forget it), or None."""
         if self._pending is None:
-            return
+            return None
         pct, done, total, message = self._pending
         self._pending = None
         self._last_flush = time.monotonic()
         text = (message or f"{pct:.0f}%")[:MAX_MESSAGE_CHARS]
-        record_note(self._uuid, "progress", text, task_id=self._task_id, progress=pct, progress_done=done,
-                    progress_total=total, progress_message=text, heartbeat_at=utcnow())
+        return {"progress": pct, "progress_done": done, "progress_total": total, "progress_message": text}
+
+    def flush(self) -> None:
+        """Write the latest progress (if any is unwritten) as a sampled event."""
+        fields = self.take_pending()
+        if fields is None:
+            return
+        record_note(self._uuid, "progress", fields["progress_message"], task_id=self._task_id,
+                    heartbeat_at=utcnow(), **fields)
         self.flushes += 1
 
     # -- cancellation ---------------------------------------------------------

@@ -90,10 +90,12 @@ def transition(
     *,
     update: Callable[[Job], None] | None = None,
     job: Job | None = None,
+    earlier: list[JobEvent] | None = None,
 ) -> Job:
     """Move a job to ``target``; ``IllegalTransition`` (and a rollback) if the lifecycle forbids it.
 
-    Pass ``job`` when the caller already holds its row lock in this transaction.
+    Pass ``job`` when the caller already holds its row lock in this transaction, and ``earlier`` for
+    events it appended in that transaction (published first, in order).
     """
     if job is None:
         job = lock_job(job_id)
@@ -114,7 +116,7 @@ def transition(
     if update is not None:
         update(job)
     event = append_event(job, "state", message)
-    commit_and_publish(job, [event])
+    commit_and_publish(job, [*(earlier or []), event])
     return job
 
 

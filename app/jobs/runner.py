@@ -15,7 +15,7 @@ from flask import current_app
 from app.extensions import db
 from app.jobs.budget import memory_budget
 from app.jobs.context import JobContext, Watcher, worker_ref
-from app.jobs.lifecycle import JobSuperseded, lock_job, transition
+from app.jobs.lifecycle import JobSuperseded, append_event, lock_job, transition
 from app.jobs.models import Job, JobResult, utcnow
 from app.jobs.states import FINAL_STATES, JobState
 from app.reports import get_report
@@ -174,8 +174,14 @@ def _run_and_record(job: Job, ctx: JobContext, task_id: str) -> RetryLater | Non
         raise
     except Exception as exc:  # noqa: BLE001 - any report failure is recorded, then retried or failed
         return _record_failure(job_id, task_id, ctx, exc)
-    ctx.flush()
+    last = ctx.take_pending()
     locked = _owned(job_id, task_id)
+    earlier = []
+    if last is not None:
+        # The last sample lands in the same transaction as the outcome: one commit, not two.
+        for name, value in last.items():
+            setattr(locked, name, value)
+        earlier.append(append_event(locked, "progress", last["progress_message"]))
 
     def succeed(j: Job) -> None:
         j.progress = 100.0
@@ -187,7 +193,8 @@ def _run_and_record(job: Job, ctx: JobContext, task_id: str) -> RetryLater | Non
             j.result = JobResult(job_id=j.id, filename=r.filename, content_type=r.content_type,
                                  size=r.size, content=r.content)
 
-    transition(locked.id, JobState.SUCCEEDED, f"Completed processing job with Id: {job_id}", job=locked, update=succeed)
+    transition(locked.id, JobState.SUCCEEDED, f"Completed processing job with Id: {job_id}", job=locked,
+               update=succeed, earlier=earlier)
     return None
 
 
