@@ -5,7 +5,9 @@ from flask_sqlalchemy import SQLAlchemy
 
 from app.metadata import metadata
 
-db = SQLAlchemy(metadata=metadata)
+# Objects are not re-read after every commit: writers always re-lock a job (populate_existing) before
+# changing it, so reloading what a request just wrote, only to render it, would be pure overhead.
+db = SQLAlchemy(metadata=metadata, session_options={"expire_on_commit": False})
 # Batch mode lets the same migrations alter tables on SQLite.
 migrate = Migrate(render_as_batch=True)
 sock = Sock()
