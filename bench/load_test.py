@@ -848,7 +848,7 @@ def report(a: argparse.Namespace, t: LoadTest, ctx: dict[str, Any]) -> tuple[str
         "",
         f"host: {os.cpu_count()} CPUs, load average {ctx['load_start']} at start, {ctx['load_end']} at end; "
         f"gunicorn -w {a.workers} --threads {a.threads} --worker-connections {a.worker_connections} "
-        f"--keep-alive {a.keepalive if a.keepalive is not None else '5 (gunicorn.conf.py)'}; "
+        f"--keep-alive {a.keepalive if a.keepalive is not None else 'from gunicorn.conf.py (15)'}; "
         f"celery prefork -c {a.concurrency}; per-owner limits: {lim}",
         f"workload: {a.owners} owners × {a.jobs_per_owner} jobs = {planned} `POST /reports/v2` demo jobs "
         f"({a.min_duration:g}–{a.max_duration:g} s, {a.min_steps}–{a.max_steps} steps; {a.retrying} fail once then "
@@ -949,8 +949,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--no-compression", action="store_true", help="do not offer permessage-deflate")
     g = p.add_argument_group("server")
     g.add_argument("--workers", type=int, default=2)
-    g.add_argument("--threads", type=int, default=600)
-    g.add_argument("--worker-connections", type=int, default=2000)
+    # The production settings from gunicorn.conf.py (chosen by bench_notifications.py).
+    g.add_argument("--threads", type=int, default=1100)
+    g.add_argument("--worker-connections", type=int, default=1000)
     g.add_argument("--concurrency", type=int, default=2, help="celery prefork -c (default 2)")
     g.add_argument("--keepalive", type=int,
                    help="EXPERIMENT: gunicorn --keep-alive for the run (default: gunicorn.conf.py's, 5 s)")
