@@ -35,9 +35,10 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(ROOT))
 
+from benchlib import PG_HOST_URL, ProcSet, percentile, recreate_database  # noqa: E402
+
 from app.realtime.channels import JOB_EVENTS_CHANNEL  # noqa: E402 - after the path fix
 
-PG_HOST_URL = "postgresql://postgres@127.0.0.1:5432"
 DEFAULT_DB = "longrun_bench"
 DEFAULT_REDIS_DB = 13
 PORT_RANGE = range(5100, 5200)
@@ -45,17 +46,6 @@ ZERO_WORK_BODY = {"report": "demo", "params": {"duration_seconds": 0, "steps": 1
 
 
 # --------------------------------------------------------------------------- statistics
-def percentile(values: list[float], p: float) -> float:
-    """Linear-interpolated percentile (p in 0..100)."""
-    if not values:
-        return float("nan")
-    xs = sorted(values)
-    k = (len(xs) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
-
-
 def summary(values_s: list[float]) -> dict:
     """p50 / p99 / mean / min / max in milliseconds."""
     ms = [v * 1000.0 for v in values_s]
@@ -67,100 +57,6 @@ def summary(values_s: list[float]) -> dict:
 
 
 # --------------------------------------------------------------------------- processes
-class Proc:
-    """A subprocess in its own session (process group), logging to a file."""
-
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], cwd: Path, logdir: Path,
-                 stop_signal: int = signal.SIGTERM) -> None:
-        self.name = name
-        self.log_path = logdir / f"{name}.log"
-        self._log = open(self.log_path, "w")
-        self.stop_signal = stop_signal
-        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        self.pgid = self.proc.pid  # start_new_session: the child leads its own group
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def wait_log(self, needle: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
-            if needle in self.log_path.read_text(errors="replace"):
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s:\n{self.log_tail()}")
-
-    def cpu_seconds(self) -> float:
-        """user+system CPU of the process and its live descendants."""
-        total = 0.0
-        try:
-            root = psutil.Process(self.proc.pid)
-            for p in [root, *root.children(recursive=True)]:
-                try:
-                    t = p.cpu_times()
-                    total += t.user + t.system
-                except psutil.Error:
-                    pass
-        except psutil.Error:
-            pass
-        return total
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """Polite signal to the leader, then SIGKILL the whole group (also catches orphans)."""
-        if self.alive():
-            try:
-                os.kill(self.proc.pid, self.stop_signal)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        self._log.close()
-
-
-class ProcSet:
-    """Every process the benchmark started; ``stop_all`` is safe to call twice."""
-
-    def __init__(self) -> None:
-        self.procs: list[Proc] = []
-
-    def start(self, *args, **kwargs) -> Proc:  # noqa: ANN002, ANN003
-        p = Proc(*args, **kwargs)
-        self.procs.append(p)
-        return p
-
-    def stop(self, p: Proc) -> None:
-        p.stop()
-        if p in self.procs:
-            self.procs.remove(p)
-
-    def stop_all(self) -> None:
-        for p in reversed(list(self.procs)):
-            try:
-                p.stop()
-            except Exception as exc:  # noqa: BLE001 - keep cleaning up the others
-                print(f"warning: could not stop {p.name}: {exc}", file=sys.stderr)
-        self.procs.clear()
-
-
 def service_cpu_seconds() -> dict[str, float]:
     """CPU seconds so far of PostgreSQL and Redis server processes and of this (client) process."""
     out = {"postgres": 0.0, "redis": 0.0}
@@ -264,15 +160,6 @@ class Listener(threading.Thread):
 
 
 # --------------------------------------------------------------------------- environment
-def recreate_database(db_name: str) -> None:
-    conn = psycopg2.connect(f"{PG_HOST_URL}/postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        cur.execute(f'CREATE DATABASE "{db_name}"')
-    conn.close()
-
-
 def base_env(extra: dict[str, str]) -> dict[str, str]:
     """The inherited environment minus any Longrun/DB/Redis settings, plus ``extra``."""
     env = {k: v for k, v in os.environ.items()
@@ -299,7 +186,7 @@ def run_raw(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_url: s
         "raw-worker",
         [venv_bin("celery"), "-A", "raw_celery_app", "worker", "-P", "prefork", "-c", str(args.worker_concurrency),
          "-Q", raw.RAW_QUEUE, "-n", "bench-raw@%h", "-l", "INFO", "--without-mingle", "--without-gossip"],
-        env, BENCH_DIR, logdir)
+        env, BENCH_DIR)
     listener = Listener(redis_url, raw.RAW_DONE_CHANNEL, lambda d: [d["token"]])
     listener.start()
     out: dict = {}
@@ -367,13 +254,13 @@ def run_longrun(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_ur
 
     listener = Listener(redis_url, JOB_EVENTS_CHANNEL, state_keys)
     listener.start()
-    web = procs.start("gunicorn", [venv_bin("gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"], env, ROOT, logdir,
+    web = procs.start("gunicorn", [venv_bin("gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"], env, ROOT,
                       stop_signal=signal.SIGINT)  # SIGINT: gunicorn's quick shutdown
     worker = procs.start(
         "longrun-worker",
         [venv_bin("celery"), "-A", "celery_worker", "worker", "-P", "prefork", "-c", str(args.worker_concurrency),
          "-n", "bench-longrun@%h", "-l", "INFO", "--without-mingle", "--without-gossip"],
-        env, ROOT, logdir)
+        env, ROOT)
     base = f"http://127.0.0.1:{port}"
     out: dict = {}
     try:
@@ -678,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
     db_url = f"{PG_HOST_URL}/{args.db_name}"
     logdir = Path(tempfile.mkdtemp(prefix="longrun-bench-"))
-    procs = ProcSet()
+    procs = ProcSet(logdir, ROOT, stop_timeout=15.0)
     failed = True
 
     def on_term(signum, _frame) -> None:  # noqa: ANN001

@@ -16,12 +16,9 @@ import http.client
 import json
 import multiprocessing
 import os
-import resource
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,164 +39,24 @@ ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
 import ws_clients  # noqa: E402 - after the path fix
+from benchlib import (  # noqa: E402
+    PG_HOST_URL,
+    Proc,
+    ProcSet,
+    fmt,
+    free_port,
+    loadavg,
+    percentile,
+    raise_nofile,
+    setup_database_and_redis,
+    testing_env,
+)
 from raw_ws_app import RAW_CHANNEL  # noqa: E402
 
-PG_HOST_URL = "postgresql://postgres@127.0.0.1:5432"
 DB_NAME = "longrun_bench_ws"
 REDIS_DB = 12
 PORTS = range(5200, 5300)
 FINAL_STATES = {"Succeeded", "Failed", "Cancelled"}
-NOFILE = 65536
-
-
-# --------------------------------------------------------------------------- statistics
-def percentile(values: list[float], p: float) -> float:
-    """Linear-interpolated percentile (p in 0..100); NaN for no values."""
-    if not values:
-        return float("nan")
-    xs = sorted(values)
-    k = (len(xs) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
-
-
-def fmt(x: float | None, digits: int = 1) -> str:
-    """A number for the tables; '—' when missing."""
-    if x is None or x != x:  # NaN
-        return "—"
-    return f"{x:.{digits}f}"
-
-
-# --------------------------------------------------------------------------- processes
-def raise_nofile() -> None:
-    """1,000 sockets on each side need more than the usual 1,024 descriptors (also for children)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = NOFILE if hard == resource.RLIM_INFINITY else min(NOFILE, hard)
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
-class Proc:
-    """A subprocess in its own session (process group), logging to a file."""
-
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], cwd: Path, logdir: Path) -> None:
-        self.name = name
-        self.log_path = logdir / f"{name}.log"
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=raise_nofile)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def wait_log(self, needle: str, timeout: float) -> None:
-        """Wait for ``needle`` in the log (e.g. celery's ' ready.')."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise RuntimeError(f"{self.name} exited early:\n{self.log_text()[-3000:]}")
-            if needle in self.log_text():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s:\n{self.log_text()[-3000:]}")
-
-    def wait_http(self, url: str, timeout: float = 30) -> None:
-        """Wait until ``url`` answers at all."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise RuntimeError(f"{self.name} exited early:\n{self.log_text()[-3000:]}")
-            try:
-                requests.get(url, timeout=1)
-                return
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not answer {url} within {timeout:.0f} s")
-
-    def tree(self) -> list[psutil.Process]:
-        """The process and its live descendants."""
-        try:
-            root = psutil.Process(self.proc.pid)
-            return [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return []
-
-    def cpu_seconds(self) -> float:
-        """user+system CPU of the whole tree so far."""
-        total = 0.0
-        for p in self.tree():
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except psutil.Error:
-                pass
-        return total
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM the leader, then SIGKILL the whole group (catches orphans too)."""
-        if self.alive():
-            try:
-                os.kill(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        self._log.close()
-
-
-class ProcSet:
-    """Every process the benchmark started; ``stop_all`` is safe to call twice."""
-
-    def __init__(self, logdir: Path) -> None:
-        self.logdir = logdir
-        self.procs: list[Proc] = []
-
-    def start(self, name: str, cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> Proc:
-        p = Proc(name, cmd, env, cwd, self.logdir)
-        self.procs.append(p)
-        return p
-
-    def stop(self, p: Proc) -> None:
-        p.stop()
-        if p in self.procs:
-            self.procs.remove(p)
-
-    def stop_all(self) -> None:
-        for p in reversed(list(self.procs)):
-            try:
-                p.stop()
-            except Exception as exc:  # noqa: BLE001 - keep cleaning up the others
-                print(f"warning: could not stop {p.name}: {exc}", file=sys.stderr)
-        self.procs.clear()
-
-
-def free_port(taken: set[int]) -> int:
-    """A free port in 5200-5299 on 127.0.0.1."""
-    for port in PORTS:
-        if port in taken:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        taken.add(port)
-        return port
-    raise RuntimeError("no free port in 5200-5299")
 
 
 @dataclass(frozen=True)
@@ -247,19 +104,6 @@ def server_shape(web: Proc, port: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- environment
-def setup_database_and_redis(env: dict[str, str]) -> None:
-    """Drop/create our own database, migrate it, flush our Redis DB."""
-    conn = psycopg2.connect(PG_HOST_URL + "/postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        cur.execute(f'CREATE DATABASE "{DB_NAME}"')
-    conn.close()
-    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi:app", "db", "upgrade"], cwd=ROOT, env=env,
-                   check=True, capture_output=True)
-    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-
-
 def jobs_final_seq(job_ids: list[str]) -> dict[str, tuple[int, str]]:
     """last_seq and state of each job, from PostgreSQL."""
     conn = psycopg2.connect(f"{PG_HOST_URL}/{DB_NAME}")
@@ -279,10 +123,6 @@ def request_cancel_in_db(job_id: str) -> None:
             cur.execute("UPDATE jobs SET cancel_requested = true WHERE id::text = %s", (job_id,))
     finally:
         conn.close()
-
-
-def loadavg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 # --------------------------------------------------------------------------- page prober
@@ -718,12 +558,10 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logdir = Path(tempfile.mkdtemp(prefix="bench-ws-"))
-    procs = ProcSet(logdir)
+    procs = ProcSet(logdir, ROOT, preexec_fn=raise_nofile)
     taken: set[int] = set()
     redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
-    env = {**os.environ, "LONGRUN_ENV": "testing", "SECRET_KEY": "x",
-           "DATABASE_URL": f"{PG_HOST_URL}/{DB_NAME}", "REDIS_URL": redis_url}
-    env.pop("GUNICORN_ACCESS_LOG", None)
+    env = testing_env(f"{PG_HOST_URL}/{DB_NAME}", redis_url)
     header = [f"## bench_notifications.py — {datetime.now().isoformat(timespec='seconds')}",
               "",
               f"host: {os.cpu_count()} CPUs, load average at start {loadavg()}; N = {ns}; "
@@ -735,9 +573,9 @@ def main(argv: list[str] | None = None) -> int:
     ok = False
     t_begin = time.monotonic()
     try:
-        setup_database_and_redis(env)
+        setup_database_and_redis(DB_NAME, env)
         if not args.skip_raw:
-            port = free_port(taken)
+            port = free_port(PORTS, taken)
             cmd = gunicorn_cmd(port, raw_config, "raw_ws_app:app")
             cmd[-1:-1] = ["--pythonpath", str(ROOT)]  # gunicorn.conf.py's hooks import app.*
             raw = procs.start("raw-web", cmd, env, cwd=BENCH_DIR)
@@ -755,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
         worker.wait_log(" ready.", 60)
         system = "Longrun"
         for config in configs:
-            port = free_port(taken)
+            port = free_port(PORTS, taken)
             web = procs.start(f"web-{config.label.replace(' ', '-')}", gunicorn_cmd(port, config, "wsgi:app"), env)
             web.wait_http(f"http://127.0.0.1:{port}/reports")
             for i, n in enumerate(ns):

@@ -23,11 +23,8 @@ import multiprocessing
 import os
 import queue
 import random
-import resource
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,7 +38,6 @@ from urllib.parse import urlsplit
 
 import psutil
 import psycopg2
-import redis
 import requests
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -49,132 +45,24 @@ ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
 import ws_clients  # noqa: E402 - after the path fix
+from benchlib import (  # noqa: E402
+    PG_HOST_URL,
+    Proc,
+    ProcSet,
+    fmt,
+    free_port,
+    loadavg,
+    percentile,
+    raise_nofile,
+    setup_database_and_redis,
+    testing_env,
+)
 
-PG_HOST_URL = "postgresql://postgres@127.0.0.1:5432"
 DB_NAME = "longrun_load"
 REDIS_DB = 11
 PORTS = range(5300, 5400)
 FINAL_STATES = {"Succeeded", "Failed", "Cancelled"}
-NOFILE = 65536
 HTTP_TIMEOUT = 30.0
-
-
-# --------------------------------------------------------------------------- small helpers
-def percentile(values: list[float], p: float) -> float:
-    """Linear-interpolated percentile (p in 0..100); NaN for no values."""
-    if not values:
-        return float("nan")
-    xs = sorted(values)
-    k = (len(xs) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
-
-
-def fmt(x: float | None, digits: int = 1) -> str:
-    if x is None or x != x:  # NaN
-        return "—"
-    return f"{x:.{digits}f}"
-
-
-def loadavg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def raise_nofile() -> None:
-    """1,000 sockets on each side need more than the usual 1,024 descriptors (children inherit it)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = NOFILE if hard == resource.RLIM_INFINITY else min(NOFILE, hard)
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
-def free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port in 5300-5399")
-
-
-class Proc:
-    """A subprocess in its own session (process group), logging to a file."""
-
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], logdir: Path) -> None:
-        self.name = name
-        self.log_path = logdir / f"{name}.log"
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=raise_nofile)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def wait_log(self, needle: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise RuntimeError(f"{self.name} exited early:\n{self.log_text()[-3000:]}")
-            if needle in self.log_text():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s:\n{self.log_text()[-3000:]}")
-
-    def wait_http(self, url: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise RuntimeError(f"{self.name} exited early:\n{self.log_text()[-3000:]}")
-            try:
-                requests.get(url, timeout=2)
-                return
-            except requests.RequestException:
-                time.sleep(0.2)
-        raise RuntimeError(f"{self.name} did not answer {url} within {timeout:.0f} s")
-
-    def tree(self) -> list[psutil.Process]:
-        try:
-            root = psutil.Process(self.proc.pid)
-            return [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return []
-
-    def cpu_seconds(self) -> float:
-        total = 0.0
-        for p in self.tree():
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except psutil.Error:
-                pass
-        return total
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM the leader, then SIGKILL the whole group (catches orphans too)."""
-        if self.alive():
-            try:
-                os.kill(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        self._log.close()
 
 
 def server_shape(web: Proc, port: int, ws_ports: set[int]) -> list[dict[str, Any]]:
@@ -982,12 +870,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901
     started = datetime.now().isoformat(timespec="seconds")
     load_start = loadavg()
     logdir = Path(tempfile.mkdtemp(prefix="load-test-"))
-    procs: list[Proc] = []
-    port = a.port or free_port()
+    procs = ProcSet(logdir, ROOT, preexec_fn=raise_nofile)
+    port = a.port or free_port(PORTS)
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "LONGRUN_ENV": "testing", "SECRET_KEY": "x", "DATABASE_URL": f"{PG_HOST_URL}/{DB_NAME}",
-           "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}"}
-    env.pop("GUNICORN_ACCESS_LOG", None)
+    env = testing_env(f"{PG_HOST_URL}/{DB_NAME}", f"redis://127.0.0.1:6379/{REDIS_DB}")
     for name in ("LONGRUN_MAX_ACTIVE_PER_OWNER", "LONGRUN_MAX_JOBS_PER_MINUTE"):
         env.pop(name, None)
     if a.max_active is not None:
@@ -1005,30 +891,20 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901
     text = ""
     try:
         # ---- environment
-        conn = psycopg2.connect(PG_HOST_URL + "/postgres")
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-            cur.execute(f'CREATE DATABASE "{DB_NAME}"')
-        conn.close()
-        subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi:app", "db", "upgrade"], cwd=ROOT, env=env,
-                       check=True, capture_output=True)
-        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+        setup_database_and_redis(DB_NAME, env)
         worker_cmd = [sys.executable, "-m", "celery", "-A", "celery_worker", "worker", "-P", "prefork",
                       "-c", str(a.concurrency), "-n", "load-test@%h", "-l", "INFO", "--without-mingle",
                       "--without-gossip"]
         if a.beat:
             worker_cmd += ["-B", "-s", str(logdir / "beat-schedule")]
-        worker = Proc("worker", worker_cmd, env, logdir)
-        procs.append(worker)
-        web = Proc("web", [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--bind",
-                           f"127.0.0.1:{port}", "--workers", str(a.workers), "--threads", str(a.threads),
-                           "--worker-connections", str(a.worker_connections),
-                           *(["--keep-alive", str(a.keepalive)] if a.keepalive is not None else []), "wsgi:app"],
-                   env, logdir)
-        procs.append(web)
+        worker = procs.start("worker", worker_cmd, env)
+        web = procs.start("web", [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--bind",
+                                 f"127.0.0.1:{port}", "--workers", str(a.workers), "--threads", str(a.threads),
+                                 "--worker-connections", str(a.worker_connections),
+                                 *(["--keep-alive", str(a.keepalive)] if a.keepalive is not None else []), "wsgi:app"],
+                                 env)
         worker.wait_log(" ready.", 90)
-        web.wait_http(f"{base}/reports")
+        web.wait_http(f"{base}/reports", timeout=60, request_timeout=2, poll=0.2)
         print(f"  servers up [{time.monotonic() - t_begin:.0f} s]", flush=True)
 
         # ---- run
@@ -1100,11 +976,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901
         stop_cancel.set()
         if pool is not None:
             pool.kill()
-        for p in reversed(procs):
-            try:
-                p.stop()
-            except Exception as exc:  # noqa: BLE001 - keep cleaning up the others
-                print(f"warning: could not stop {p.name}: {exc}", file=sys.stderr)
+        procs.stop_all()
         if ok and not a.keep_logs:
             shutil.rmtree(logdir, ignore_errors=True)
         elif not ok:
