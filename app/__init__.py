@@ -1,7 +1,7 @@
 """Longrun: long-running reports for Flask, with live progress and real cancellation."""
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, request
 
 from app.config import ROOT, load_config
 from app.telemetry.logs import configure_logging
@@ -102,6 +102,9 @@ def register_request_hooks(app: Flask) -> None:
 
     @app.before_request
     def identify_owner() -> None:
+        # Static files and probes need no identity (and must not set cookies that defeat caching).
+        if request.endpoint == "static" or request.blueprint == "ops":
+            return
         resolve_owner()
         check_csrf()
 
