@@ -74,7 +74,6 @@ def load_config(overrides: dict | None = None) -> dict:
         "LONGRUN_V1_SECONDS": _float("LONGRUN_V1_SECONDS", 10.0),
         # The blocking endpoint holds a server thread: cap how long a caller may ask it to block.
         "LONGRUN_V1_MAX_SECONDS": _float("LONGRUN_V1_MAX_SECONDS", 60.0),
-        "LONGRUN_PAGE_SIZE_MAX": 100,
         # Operator access: local requests get this role; remote ones need a credential.
         "LONGRUN_DASHBOARD_LOCAL_ROLE": os.environ.get("LONGRUN_DASHBOARD_LOCAL_ROLE", "operator"),
         "LONGRUN_OPERATOR_TOKEN": os.environ.get("LONGRUN_OPERATOR_TOKEN", ""),

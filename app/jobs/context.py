@@ -82,7 +82,6 @@ class JobContext:
         self._pending: tuple[float, int, int, str | None] | None = None
         self._connection: sa.Connection | None = None
         self.result: ResultFile | None = None
-        self.flushes = 0
 
     # -- progress -------------------------------------------------------------
     def progress(self, done: int, total: int, message: str | None = None) -> None:
@@ -108,7 +107,6 @@ class JobContext:
             return
         record_note(self._uuid, "progress", fields["progress_message"], task_id=self._task_id,
                     heartbeat_at=utcnow(), **fields)
-        self.flushes += 1
 
     # -- cancellation ---------------------------------------------------------
     def is_cancelled(self) -> bool:

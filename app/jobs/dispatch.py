@@ -15,7 +15,6 @@ from app.realtime.channels import redis_client
 log = logging.getLogger(__name__)
 
 RUN_JOB_TASK = "longrun.run_job"
-SWEEP_TASK = "longrun.sweep"
 
 _epoch_lock = threading.Lock()
 _epoch_cache: tuple[float, str | None] = (0.0, None)

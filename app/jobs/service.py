@@ -14,7 +14,7 @@ from app.jobs import dispatch
 from app.jobs.lifecycle import append_event, commit_and_publish, lock_job, transition
 from app.jobs.limits import Throttled, check_owner_limits
 from app.jobs.models import Job, utcnow
-from app.jobs.states import ACTIVE_STATES, FINAL_STATES, JobState
+from app.jobs.states import FINAL_STATES, JobState
 from app.reports import get_report
 from app.reports.params import to_json_params
 from app.retention.models import PurgedJob
@@ -226,8 +226,3 @@ def list_jobs(
         query.order_by(Job.created_at.desc(), Job.id).limit(per_page).offset((page - 1) * per_page)
     ).scalars().all()
     return list(rows), total
-
-
-def is_active(job: Job) -> bool:
-    """True while the job is waiting or running."""
-    return job.job_state in ACTIVE_STATES

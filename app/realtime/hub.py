@@ -74,8 +74,6 @@ class Hub:
         self.connected = threading.Event()
         # Set on SIGTERM: sockets close with 1012 so clients reconnect to another process.
         self.closing = threading.Event()
-        self.reconnects = 0
-        self.delivered = 0
 
     # -- subscribers ----------------------------------------------------------
     # Indexes keep routing O(interested sockets), not O(all sockets), per event.
@@ -128,7 +126,6 @@ class Hub:
         for subscriber in targets:
             if subscriber.wants(message):
                 subscriber.offer(message)
-        self.delivered += len(targets)
 
     def _resync_all(self) -> None:
         with self._lock:
@@ -161,7 +158,6 @@ class Hub:
                 self.connected.set()
                 if not first:
                     # Whatever was published while we were away is only in PostgreSQL now.
-                    self.reconnects += 1
                     log.info("event listener reconnected to Redis")
                     self._resync_all()
                 first = False
