@@ -110,48 +110,66 @@ def app():
     yield flask_app
 
 
-class WorkerProcess:
-    """A real ``celery worker -P prefork`` subprocess."""
+class ManagedProcess:
+    """A subprocess in its own session, logging to test-artifacts, stopped gracefully then forced."""
 
-    def __init__(self, name: str, env: dict[str, str], concurrency: int = 2, beat: bool = True) -> None:
+    # Celery's main process must get SIGTERM alone (warm shutdown); gunicorn takes it as a group.
+    term_whole_group = True
+    grace_seconds = 15.0
+
+    def __init__(self, name: str, log_name: str, cmd: list[str], env: dict[str, str]) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
-        self.log_path = ARTIFACTS / f"worker-{name}.log"
         self.name = name
-        cmd = [sys.executable, "-m", "celery", "-A", "celery_worker", "worker", "-P", "prefork",
-               "-c", str(concurrency), "-n", f"{name}@%h", "-l", "INFO", "--without-mingle", "--without-gossip"]
-        if beat:
-            cmd += ["-B", "-s", str(ARTIFACTS / f"beat-{name}-schedule")]
+        self.log_path = ARTIFACTS / log_name
         self._log = open(self.log_path, "w")
         # Own session: a SIGKILL of the group takes the main process and its children at once.
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        self._wait_ready()
 
-    def _wait_ready(self, timeout: float = 90) -> None:
+    def wait_until(self, ready, timeout: float = 90, interval: float = 0.2) -> None:  # noqa: ANN001
+        """Poll ``ready()`` until true; fail early if the process exits."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"worker {self.name} exited: {self.log_path.read_text()[-3000:]}")
-            if " ready." in self.log_path.read_text():
+                raise RuntimeError(f"{self.name} exited: {self.log_path.read_text()[-3000:]}")
+            if ready():
                 return
-            time.sleep(0.2)
-        raise RuntimeError(f"worker {self.name} not ready after {timeout}s")
+            time.sleep(interval)
+        raise RuntimeError(f"{self.name} not ready after {timeout}s")
 
     def kill_group(self) -> None:
-        """SIGKILL the worker and all its pool processes."""
+        """SIGKILL the process and all its children."""
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
     def stop(self) -> None:
-        """Warm shutdown, then force."""
+        """Graceful stop, then force."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            if self.term_whole_group:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            else:
+                self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(20)
+                self.proc.wait(self.grace_seconds)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
         self._log.close()
+
+
+class WorkerProcess(ManagedProcess):
+    """A real ``celery worker -P prefork`` subprocess."""
+
+    term_whole_group = False
+    grace_seconds = 20.0
+
+    def __init__(self, name: str, env: dict[str, str], concurrency: int = 2, beat: bool = True) -> None:
+        cmd = [sys.executable, "-m", "celery", "-A", "celery_worker", "worker", "-P", "prefork",
+               "-c", str(concurrency), "-n", f"{name}@%h", "-l", "INFO", "--without-mingle", "--without-gossip"]
+        if beat:
+            cmd += ["-B", "-s", str(ARTIFACTS / f"beat-{name}-schedule")]
+        super().__init__(f"worker {name}", f"worker-{name}.log", cmd, env)
+        self.wait_until(lambda: " ready." in self.log_path.read_text())
 
 
 def free_port() -> int:
@@ -163,45 +181,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class WebServer:
+class WebServer(ManagedProcess):
     """The app served by a real gunicorn subprocess, as in production."""
 
     def __init__(self, name: str, env: dict[str, str] | None = None, workers: int = 1, threads: int = 50) -> None:
-        ARTIFACTS.mkdir(exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = ARTIFACTS / f"web-{name}.log"
-        self._log = open(self.log_path, "w")
         cmd = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}",
                "--workers", str(workers), "--threads", str(threads), "wsgi:app"]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        self._wait_ready()
+        super().__init__(f"web server {name}", f"web-{name}.log", cmd, env or {})
+        self.wait_until(self._answers)
 
-    def _wait_ready(self, timeout: float = 90) -> None:
+    def _answers(self) -> bool:
         import requests
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"web server exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                requests.get(self.url + "/reports", timeout=1)
-                return
-            except requests.RequestException:
-                time.sleep(0.2)
-        raise RuntimeError("web server did not start")
-
-    def stop(self) -> None:
-        """Graceful stop, then force."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self._log.close()
+        try:
+            requests.get(self.url + "/reports", timeout=1)
+            return True
+        except requests.RequestException:
+            return False
 
 
 @pytest.fixture(scope="session")
