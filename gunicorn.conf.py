@@ -4,12 +4,13 @@ import os
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 # Each open /notifications socket holds one gthread thread for its life (bench/bench_notifications.py):
 # two processes (one core each under the GIL) x 1,100 threads hold 1,000 sockets with pages answering in
-# ~7 ms p50. Keep worker_connections below threads so every accepted connection gets a thread at once;
-# the surplus 100 threads per worker serve pages and polls.
+# ~7 ms p50. Sockets are capped per process below the threads (post_fork), so the surplus threads serve
+# pages and polls. worker_connections must exceed threads: gthread parks idle keep-alive connections
+# (no thread held) only up to worker_connections - threads, and closes every response when that is <= 0.
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "1100"))
-worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", str(threads + 200)))
 
 timeout = 60
 graceful_timeout = 25  # platforms send SIGKILL about 30 s after SIGTERM

@@ -839,10 +839,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--workers", type=int, default=2)
     # The production settings from gunicorn.conf.py (chosen by bench_notifications.py).
     g.add_argument("--threads", type=int, default=1100)
-    g.add_argument("--worker-connections", type=int, default=1000)
+    g.add_argument("--worker-connections", type=int, default=1300)
     g.add_argument("--concurrency", type=int, default=2, help="celery prefork -c (default 2)")
     g.add_argument("--keepalive", type=int,
-                   help="EXPERIMENT: gunicorn --keep-alive for the run (default: gunicorn.conf.py's, 5 s)")
+                   help="EXPERIMENT: gunicorn --keep-alive for the run (default: gunicorn.conf.py's, 15 s)")
     g.add_argument("--beat", action="store_true", help="run the worker with -B (the sweep)")
     g.add_argument("--max-active", type=int, help="LONGRUN_MAX_ACTIVE_PER_OWNER for the run (default: unset, 5)")
     g.add_argument("--max-per-minute", type=int, help="LONGRUN_MAX_JOBS_PER_MINUTE for the run (default: unset, 30)")
