@@ -18,8 +18,10 @@ MAX_MESSAGE_CHARS = 1000
 
 def lock_job(job_id: uuid.UUID | str) -> Job | None:
     """Load a job with a row lock (PostgreSQL ``FOR UPDATE``; SQLite serialises writers anyway)."""
+    # ``of=Job``: the result is outer-joined in, and PostgreSQL cannot lock the nullable side of a join.
     return db.session.execute(
-        db.select(Job).where(Job.id == _as_uuid(job_id)).with_for_update().execution_options(populate_existing=True)
+        db.select(Job).where(Job.id == _as_uuid(job_id)).with_for_update(of=Job)
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
 
 

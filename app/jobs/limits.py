@@ -31,22 +31,25 @@ def check_owner_limits(owner: str) -> None:
     """
     cfg = current_app.config
     max_active, per_minute = cfg["LONGRUN_MAX_ACTIVE_PER_OWNER"], cfg["LONGRUN_MAX_JOBS_PER_MINUTE"]
+    if max_active <= 0 and per_minute <= 0:
+        return
     if db.engine.dialect.name == "postgresql":
+        # Its own statement: a statement's snapshot is taken before it waits, so the counts below must
+        # come after the lock is held to see what a racing request committed meanwhile.
         db.session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(owner))))
-    if max_active > 0:
-        active = db.session.execute(
-            sa.select(sa.func.count()).select_from(Job)
-            .where(Job.owner == owner, Job.state.in_([s.value for s in ACTIVE_STATES]))
-        ).scalar_one()
-        if active >= max_active:
-            raise Throttled(f"You already have {active} jobs waiting or running (the limit is {max_active}). "
-                            "Wait for one to finish, or cancel one, then try again.", retry_after=5)
-    if per_minute > 0:
-        since = utcnow() - WINDOW
-        recent, oldest = db.session.execute(
-            sa.select(sa.func.count(), sa.func.min(Job.created_at)).where(Job.owner == owner, Job.created_at > since)
-        ).one()
-        if recent >= per_minute:
-            wait = math.ceil((oldest + WINDOW - utcnow()).total_seconds()) if oldest else 60
-            raise Throttled(f"You started {recent} jobs in the last minute (the limit is {per_minute}); "
-                            f"try again in {max(1, wait)} s.", retry_after=wait)
+    since = utcnow() - WINDOW
+    mine = Job.owner == owner
+    # Both counts in one round trip.
+    active, recent, oldest = db.session.execute(sa.select(
+        sa.select(sa.func.count()).where(mine, Job.state.in_([s.value for s in ACTIVE_STATES]))
+        .scalar_subquery(),
+        sa.select(sa.func.count()).where(mine, Job.created_at > since).scalar_subquery(),
+        sa.select(sa.func.min(Job.created_at)).where(mine, Job.created_at > since).scalar_subquery(),
+    )).one()
+    if 0 < max_active <= active:
+        raise Throttled(f"You already have {active} jobs waiting or running (the limit is {max_active}). "
+                        "Wait for one to finish, or cancel one, then try again.", retry_after=5)
+    if 0 < per_minute <= recent:
+        wait = math.ceil((oldest + WINDOW - utcnow()).total_seconds()) if oldest else 60
+        raise Throttled(f"You started {recent} jobs in the last minute (the limit is {per_minute}); "
+                        f"try again in {max(1, wait)} s.", retry_after=wait)

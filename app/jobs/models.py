@@ -78,8 +78,10 @@ class Job(db.Model):
     worker: Mapped[str | None] = mapped_column(sa.String(255))
     trace_id: Mapped[str | None] = mapped_column(sa.String(32))
 
+    # Joined (the content column is deferred): every reader of a job asks whether it has a result, and a
+    # lazy load would cost one more query per job read and per flush of a locked job.
     result: Mapped[JobResult | None] = relationship(
-        back_populates="job", uselist=False, cascade="all, delete-orphan", lazy="select"
+        back_populates="job", uselist=False, cascade="all, delete-orphan", lazy="joined"
     )
 
     __table_args__ = (

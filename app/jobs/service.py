@@ -110,6 +110,7 @@ def submit_job(
         last_seq=0,
         progress=0.0,
         attempts=0,
+        result=None,  # known: saves a lazy load when the response is serialised
     )
     db.session.add(job)
     event = append_event(job, "state", f"Enqueued job with Id: {job.id}")

@@ -40,7 +40,7 @@ def _matching(condition) -> Iterator[Job]:  # noqa: ANN001 - a SQLAlchemy clause
         # SKIP LOCKED: two sweeps at once (two beat processes) never handle the same job.
         job = db.session.execute(
             db.select(Job).where(Job.id == job_id, condition)
-            .with_for_update(skip_locked=True).execution_options(populate_existing=True)
+            .with_for_update(skip_locked=True, of=Job).execution_options(populate_existing=True)
         ).scalar_one_or_none()
         if job is None:
             db.session.rollback()

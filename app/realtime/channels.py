@@ -5,7 +5,7 @@ import json
 import logging
 import os
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -47,9 +47,13 @@ class JobEventMessage:
     finished_at: str | None = None
     v: int = SCHEMA_VERSION
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (all flat values: no deep copy, unlike ``dataclasses.asdict``)."""
+        return dict(vars(self))
+
     def to_json(self) -> str:
         """Serialise for the wire."""
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> "JobEventMessage":

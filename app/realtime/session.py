@@ -6,7 +6,6 @@ import logging
 import queue
 import threading
 import uuid
-from dataclasses import asdict
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -305,7 +304,7 @@ class NotificationSession:
 
     @staticmethod
     def _json_event(message: JobEventMessage, replay: bool) -> str:
-        body = asdict(message)
+        body = message.to_dict()
         body.pop("owner", None)
         body.update(type="event", replay=replay)
         return json.dumps(body)

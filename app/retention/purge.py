@@ -63,7 +63,7 @@ def purge(now: datetime | None = None, dry_run: bool = False) -> PurgeReport:
         while True:
             jobs = list(db.session.execute(
                 db.select(Job).where(Job.state == state, Job.finished_at < now - age)
-                .order_by(Job.finished_at).limit(BATCH).with_for_update(skip_locked=True)
+                .order_by(Job.finished_at).limit(BATCH).with_for_update(skip_locked=True, of=Job)
             ).scalars())
             if not jobs:
                 break
