@@ -175,6 +175,35 @@ def venv_bin(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
+# --------------------------------------------------------------------------- HTTP clients
+def post_many(url: str, body: dict, m: int, threads: int) -> tuple[list[str], list[str]]:
+    """POST ``body`` to ``url`` ``m`` times from ``threads`` threads (one session each): (202 ids, errors)."""
+    per_thread = [m // threads + (1 if i < m % threads else 0) for i in range(threads)]
+    errors: list[str] = []
+    errors_lock = threading.Lock()
+
+    def submitter(count: int) -> list[str]:
+        s = requests.Session()
+        ids = []
+        for _ in range(count):
+            try:
+                r = s.post(url, json=body, timeout=30)
+                if r.status_code == 202:
+                    ids.append(r.json()["id"])
+                else:
+                    with errors_lock:
+                        errors.append(f"HTTP {r.status_code}: {r.text[:200]}")
+            except requests.RequestException as exc:
+                with errors_lock:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+        s.close()
+        return ids
+
+    with ThreadPoolExecutor(threads) as pool:
+        ids = [jid for chunk in pool.map(submitter, per_thread) for jid in chunk]
+    return ids, errors
+
+
 # --------------------------------------------------------------------------- phase 1: raw Celery
 def run_raw(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_url: str) -> dict:
     os.environ["BENCH_REDIS_URL"] = redis_url
@@ -225,7 +254,71 @@ def run_raw(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_url: s
     return out
 
 
-# --------------------------------------------------------------------------- phase 2: Longrun
+# --------------------------------------------------------------------------- phase 2: the stack floor
+def run_floor(args: argparse.Namespace, procs: ProcSet, redis_url: str, db_url: str) -> dict:
+    """``floor_app.py``: HTTP POST + three commits + one queue hop + one notice, nothing else."""
+    import floor_app as floor  # noqa: PLC0415 - bench/ is sys.path[0]: this file runs from there
+
+    if not port_free(args.port):
+        raise RuntimeError(f"port {args.port} is busy; pick another with --port (5100-5199)")
+    conn = psycopg2.connect(db_url)
+    with conn, conn.cursor() as cur:
+        cur.execute(floor.CREATE_TABLE)
+    conn.close()
+    env = base_env({"BENCH_REDIS_URL": redis_url, "BENCH_DATABASE_URL": db_url})
+    # The same gunicorn shape as Longrun's (gunicorn.conf.py with WEB_CONCURRENCY=1).
+    web = procs.start("floor-web", [venv_bin("gunicorn"), "-k", "gthread", "-w", "1", "--threads", "1100",
+                                    "--worker-connections", "1300", "--keep-alive", "15",
+                                    "-b", f"127.0.0.1:{args.port}", "floor_app:web"],
+                      env, BENCH_DIR, stop_signal=signal.SIGINT)
+    worker = procs.start(
+        "floor-worker",
+        [venv_bin("celery"), "-A", "floor_app:celery_app", "worker", "-P", "prefork", "-c",
+         str(args.worker_concurrency), "-Q", floor.FLOOR_QUEUE, "-n", "bench-floor@%h", "-l", "INFO",
+         "--without-mingle", "--without-gossip"],
+        env, BENCH_DIR)
+    listener = Listener(redis_url, floor.FLOOR_DONE_CHANNEL, lambda d: [d["id"]])
+    listener.start()
+    url = f"http://127.0.0.1:{args.port}/jobs"
+    out: dict = {}
+    try:
+        worker.wait_log(" ready.", 60)
+        web.wait_http(url, timeout=60)
+        session = requests.Session()
+
+        def one() -> tuple[float, float]:
+            t0 = time.perf_counter()
+            r = session.post(url, timeout=30)
+            t_resp = time.perf_counter()
+            if r.status_code != 202:
+                raise RuntimeError(f"floor POST answered {r.status_code}: {r.text[:300]}")
+            got = listener.wait(r.json()["id"], args.job_timeout)
+            if got is None:
+                raise RuntimeError(f"floor job never reported back:\n{worker.log_tail()}")
+            return got[0] - t0, t_resp - t0
+
+        for _ in range(args.warmup):
+            one()
+        seq = [one() for _ in range(args.n)]
+        out["rt"], out["http"] = [a for a, _ in seq], [b for _, b in seq]
+
+        cpu_w0, cpu_k0 = web.cpu_seconds(), worker.cpu_seconds()
+        t0 = time.perf_counter()
+        ids, errors = post_many(url, {}, args.m, args.client_threads)
+        missing = listener.wait_all(ids, args.throughput_timeout)
+        done = [listener.get(i)[0] for i in ids if listener.get(i)]
+        t_end = max(done) if done else time.perf_counter()
+        out["tp"] = {"m": args.m, "completed": len(done), "missing": len(missing), "errors": errors,
+                     "elapsed": t_end - t0, "cpu_web": web.cpu_seconds() - cpu_w0,
+                     "cpu_worker": worker.cpu_seconds() - cpu_k0}
+    finally:
+        listener.close()
+        procs.stop(worker)
+        procs.stop(web)
+    return out
+
+
+# --------------------------------------------------------------------------- phase 3: Longrun
 def state_keys(d: dict) -> list:
     if d.get("kind") == "state":
         return [(d["job_id"], d["state"])]
@@ -265,18 +358,7 @@ def run_longrun(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_ur
     out: dict = {}
     try:
         worker.wait_log(" ready.", 60)
-        deadline = time.monotonic() + 60
-        while True:
-            if not web.alive():
-                raise RuntimeError(f"gunicorn exited:\n{web.log_tail()}")
-            try:
-                if requests.get(base + "/reports", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn not answering on {base}:\n{web.log_tail()}")
-            time.sleep(0.2)
+        web.wait_http(base + "/reports", timeout=60)
 
         session = requests.Session()
 
@@ -310,32 +392,9 @@ def run_longrun(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_ur
         out["seq_cpu"] = {"web": web.cpu_seconds() - cpu_w0, "worker": worker.cpu_seconds() - cpu_k0}
 
         # Throughput: M POSTs from several client threads (each its own session/owner), then every Succeeded.
-        per_thread = [args.m // args.client_threads + (1 if i < args.m % args.client_threads else 0)
-                      for i in range(args.client_threads)]
-        errors: list[str] = []
-        errors_lock = threading.Lock()
-
-        def submitter(count: int) -> list[str]:
-            s = requests.Session()
-            ids = []
-            for _ in range(count):
-                try:
-                    r = s.post(base + "/reports/v2", json=ZERO_WORK_BODY, timeout=30)
-                    if r.status_code == 202:
-                        ids.append(r.json()["id"])
-                    else:
-                        with errors_lock:
-                            errors.append(f"HTTP {r.status_code}: {r.text[:200]}")
-                except requests.RequestException as exc:
-                    with errors_lock:
-                        errors.append(f"{type(exc).__name__}: {exc}")
-            s.close()
-            return ids
-
         cpu_w0, cpu_k0, svc0 = web.cpu_seconds(), worker.cpu_seconds(), service_cpu_seconds()
         t0 = time.perf_counter()
-        with ThreadPoolExecutor(args.client_threads) as pool:
-            ids = [jid for chunk in pool.map(submitter, per_thread) for jid in chunk]
+        ids, errors = post_many(base + "/reports/v2", ZERO_WORK_BODY, args.m, args.client_threads)
         t_sent = time.perf_counter()
         keys = [(jid, "Succeeded") for jid in ids]
         missing = listener.wait_all(keys, args.throughput_timeout)
@@ -423,7 +482,7 @@ def print_table(title: str, rows: list[tuple[str, dict]]) -> None:
         print(f"  {name:<58} {s['n']:>5} {fmt(s['p50']):>9} {fmt(s['p99']):>9} {fmt(s['mean']):>9} {fmt(s['max']):>9}")
 
 
-def report(args: argparse.Namespace, raw: dict, lr: dict) -> dict:
+def report(args: argparse.Namespace, raw: dict, floor: dict, lr: dict) -> dict:
     results: dict = {}
     print("\n" + "=" * 107)
     print(f"Longrun benchmark  —  {datetime.now().isoformat(timespec='seconds')}  "
@@ -435,7 +494,10 @@ def report(args: argparse.Namespace, raw: dict, lr: dict) -> dict:
           + ("   WARNING: other work on this machine skews the figures" if l0[0] > 0.5 else ""))
 
     raw_rt = summary(raw.get("rt", []))
-    rows = [("raw Celery round trip (apply_async -> pub/sub notice)", raw_rt)]
+    floor_rt = summary(floor.get("rt", []))
+    rows = [("raw Celery round trip (apply_async -> pub/sub notice)", raw_rt),
+            ("stack floor e2e (POST sent -> notice; 3 commits)", floor_rt),
+            ("  of which the floor's HTTP POST round trip", summary(floor.get("http", [])))]
     seq = lr.get("seq", [])
     e2e = summary([r["succ"] - r["t0"] for r in seq])
     rows.append(("Longrun e2e (POST sent -> Succeeded event)", e2e))
@@ -484,6 +546,13 @@ def report(args: argparse.Namespace, raw: dict, lr: dict) -> dict:
               f"   (one thread publishing took {rtp['publish_elapsed']:.2f} s; missing notices: {rtp['missing']})")
         print(f"              CPU per task: worker {rtp['worker_cpu'] * per_task:.2f} ms, redis* {svc['redis'] * per_task:.2f} ms,"
               f" client {svc['client'] * per_task:.2f} ms")
+    ftp = floor.get("tp", {})
+    floor_rate = ftp["completed"] / ftp["elapsed"] if ftp.get("elapsed") else float("nan")
+    if ftp:
+        per_job = 1000.0 / max(1, ftp["m"])
+        print(f"  floor:      {ftp['completed']}/{ftp['m']} jobs  in {ftp['elapsed']:.2f} s  ->  {floor_rate:8.1f} jobs/s"
+              f"   (HTTP errors: {len(ftp['errors'])}; missing notices: {ftp['missing']})")
+        print(f"              CPU per job: web {ftp['cpu_web'] * per_job:.2f} ms, worker {ftp['cpu_worker'] * per_job:.2f} ms")
     if ltp:
         print(f"  Longrun:    {ltp['succeeded_events']}/{ltp['m']} jobs  in {ltp['elapsed']:.2f} s  ->  {lr_rate:8.1f} jobs/s"
               f"   (submitting {ltp['accepted']} took {ltp['submit_elapsed']:.2f} s from {args.client_threads} threads)")
@@ -519,6 +588,13 @@ def report(args: argparse.Namespace, raw: dict, lr: dict) -> dict:
           f"   target < 2x: {'MET' if r50 < 2 else 'NOT MET'}")
     print(f"  Longrun e2e p99 / raw round-trip p99 : {r99:6.2f}x   ({e2e['p99']:.2f} ms / {raw_rt['p99']:.2f} ms)")
     print(f"  Longrun jobs/s / raw tasks/s         : {rtp_ratio:6.2f}x   ({lr_rate:.1f} / {raw_rate:.1f})")
+    f50, f_lr50 = ratio(floor_rt["p50"], raw_rt["p50"]), ratio(e2e["p50"], floor_rt["p50"])
+    f_lr99, f_tp = ratio(e2e["p99"], floor_rt["p99"]), ratio(lr_rate, floor_rate)
+    print(f"  stack floor p50 / raw round-trip p50 : {f50:6.2f}x   ({floor_rt['p50']:.2f} ms / {raw_rt['p50']:.2f} ms)"
+          "   (no implementation on this stack goes below the floor)")
+    print(f"  Longrun e2e p50 / stack floor p50    : {f_lr50:6.2f}x   ({e2e['p50']:.2f} ms / {floor_rt['p50']:.2f} ms)")
+    print(f"  Longrun e2e p99 / stack floor p99    : {f_lr99:6.2f}x   ({e2e['p99']:.2f} ms / {floor_rt['p99']:.2f} ms)")
+    print(f"  Longrun jobs/s / stack floor jobs/s  : {f_tp:6.2f}x   ({lr_rate:.1f} / {floor_rate:.1f})")
     print(f"  pickup p50 (DB started_at - created_at): {pickup_db['p50']:.2f} ms"
           f"   target < 50 ms: {'MET' if pickup_db['p50'] < 50 else 'NOT MET'}")
     print(f"  pickup p50 (client POST -> Processing) : {pickup_client['p50']:.2f} ms")
@@ -527,6 +603,8 @@ def report(args: argparse.Namespace, raw: dict, lr: dict) -> dict:
         "raw_rt": raw_rt, "longrun_e2e": e2e, "pickup_db": pickup_db, "pickup_client": pickup_client,
         "breakdown": dict(bd), "raw_tasks_per_s": raw_rate, "longrun_jobs_per_s": lr_rate,
         "ratio_p50": r50, "ratio_p99": r99, "ratio_throughput": rtp_ratio, "longrun_tp_states": db_states,
+        "floor_e2e": floor_rt, "floor_jobs_per_s": floor_rate, "floor_over_raw_p50": f50,
+        "longrun_over_floor_p50": f_lr50, "longrun_over_floor_p99": f_lr99, "longrun_over_floor_throughput": f_tp,
     })
     return results
 
@@ -546,6 +624,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--job-timeout", type=float, default=30.0, help="seconds to wait for one sequential job")
     p.add_argument("--throughput-timeout", type=float, default=90.0, help="seconds to wait for a throughput run")
     p.add_argument("--skip-raw", action="store_true", help="skip the raw Celery baseline")
+    p.add_argument("--skip-floor", action="store_true", help="skip the stack-floor baseline (floor_app.py)")
     p.add_argument("--json", metavar="PATH", help="also write the headline figures as JSON")
     p.add_argument("--keep-logs", action="store_true", help="keep the process logs directory")
     args = p.parse_args(argv)
@@ -586,9 +665,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_raw:
             print(f"phase 1: raw Celery baseline ({args.warmup} warm-up, {args.n} sequential, {args.m} throughput)")
             raw = run_raw(args, procs, logdir, redis_url)
-        print(f"phase 2: Longrun ({args.warmup} warm-up, {args.n} sequential, {args.m} throughput)")
+        floor: dict = {}
+        if not args.skip_floor:
+            print(f"phase 2: stack floor ({args.warmup} warm-up, {args.n} sequential, {args.m} throughput)")
+            floor = run_floor(args, procs, redis_url, db_url)
+        print(f"phase 3: Longrun ({args.warmup} warm-up, {args.n} sequential, {args.m} throughput)")
         lr = run_longrun(args, procs, logdir, redis_url, db_url)
-        results = report(args, raw, lr)
+        results = report(args, raw, floor, lr)
         print(f"total wall time {time.perf_counter() - started:.1f} s")
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2, default=str))

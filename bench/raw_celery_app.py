@@ -20,18 +20,20 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 RAW_DONE_CHANNEL = "bench:raw-done"
 RAW_QUEUE = "bench-raw"
 
+# Shared with floor_app.py: every baseline delivers tasks the way Longrun does.
+DELIVERY_SETTINGS = {
+    "task_ignore_result": True,
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+    "worker_prefetch_multiplier": 1,
+    "task_serializer": "json",
+    "accept_content": ["json"],
+    "broker_connection_retry_on_startup": True,
+    "worker_hijack_root_logger": False,
+}
+
 app = Celery("bench_raw", broker=REDIS_URL)
-app.conf.update(
-    task_ignore_result=True,
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=1,
-    task_default_queue=RAW_QUEUE,
-    task_serializer="json",
-    accept_content=["json"],
-    broker_connection_retry_on_startup=True,
-    worker_hijack_root_logger=False,
-)
+app.conf.update(DELIVERY_SETTINGS, task_default_queue=RAW_QUEUE)
 
 _client: tuple[int, redis.Redis] | None = None
 
