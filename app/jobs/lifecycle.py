@@ -10,7 +10,7 @@ from flask import current_app
 from app.extensions import db
 from app.jobs.models import Job, JobEvent, utcnow
 from app.jobs.states import JobState, check_transition
-from app.realtime.channels import JobEventMessage, publish_event
+from app.realtime.channels import JobEventMessage, publish_events
 
 # Progress and log messages are user-visible text; keep them bounded.
 MAX_MESSAGE_CHARS = 1000
@@ -80,9 +80,7 @@ def commit_and_publish(job: Job, events: list[JobEvent]) -> None:
     """Commit, then publish what was committed (never publish what may roll back)."""
     messages = [event_message(job, e) for e in events]
     db.session.commit()
-    url = current_app.config["REDIS_URL"]
-    for message in messages:
-        publish_event(url, message)
+    publish_events(current_app.config["REDIS_URL"], messages)
 
 
 def transition(

@@ -92,11 +92,17 @@ def redis_client(url: str) -> redis.Redis:
     return _clients.get(url)
 
 
-def publish_event(url: str, message: JobEventMessage) -> bool:
-    """Publish one event; a Redis outage is logged, never raised (PostgreSQL already has it)."""
+def publish_events(url: str, messages: list[JobEventMessage]) -> bool:
+    """Publish events in order, in one round trip; a Redis outage is logged, never raised (PostgreSQL has them)."""
+    if not messages:
+        return True
     try:
-        redis_client(url).publish(JOB_EVENTS_CHANNEL, message.to_json())
+        pipe = redis_client(url).pipeline(transaction=False)
+        for message in messages:
+            pipe.publish(JOB_EVENTS_CHANNEL, message.to_json())
+        pipe.execute()
         return True
     except redis.RedisError as exc:
-        log.warning("could not publish event %s#%s: %s", message.job_id, message.seq, exc)
+        first = messages[0]
+        log.warning("could not publish %d event(s) from %s#%s: %s", len(messages), first.job_id, first.seq, exc)
         return False
