@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Longrun vs raw Celery: round-trip latency, pickup latency and throughput, in one run.
+"""Longrun vs raw Celery and vs the stack floor: round-trip latency, pickup latency and throughput, in one run.
 
     .venv/bin/python bench/bench_jobs.py            # defaults: 200 sequential, 500 throughput
     .venv/bin/python bench/bench_jobs.py --help
