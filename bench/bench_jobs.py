@@ -145,6 +145,13 @@ class Listener(threading.Thread):
                     return list(pending)
                 self.cond.wait(min(left, 0.5))
 
+    def completion(self, keys: list, timeout: float) -> tuple[list, int, float]:
+        """Wait for every key (or timeout): (keys still missing, how many arrived, when the last one did)."""
+        missing = self.wait_all(keys, timeout)
+        with self.cond:
+            arrived = [self.seen[k][0] for k in keys if k in self.seen]
+        return missing, len(arrived), max(arrived) if arrived else time.perf_counter()
+
     def get(self, key):  # noqa: ANN001
         with self.cond:
             return self.seen.get(key)
@@ -173,6 +180,13 @@ def base_env(extra: dict[str, str]) -> dict[str, str]:
 def venv_bin(name: str) -> str:
     candidate = Path(sys.executable).parent / name
     return str(candidate) if candidate.exists() else name
+
+
+def celery_worker_cmd(app: str, node: str, concurrency: int, queue: str | None = None) -> list[str]:
+    """``celery worker`` as every phase runs it: prefork, ``concurrency`` processes, no mingle/gossip."""
+    cmd = [venv_bin("celery"), "-A", app, "worker", "-P", "prefork", "-c", str(concurrency), "-n", f"{node}@%h",
+           "-l", "INFO", "--without-mingle", "--without-gossip"]
+    return cmd + (["-Q", queue] if queue else [])
 
 
 # --------------------------------------------------------------------------- HTTP clients
@@ -213,8 +227,7 @@ def run_raw(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_url: s
     env = base_env({"BENCH_REDIS_URL": redis_url})
     worker = procs.start(
         "raw-worker",
-        [venv_bin("celery"), "-A", "raw_celery_app", "worker", "-P", "prefork", "-c", str(args.worker_concurrency),
-         "-Q", raw.RAW_QUEUE, "-n", "bench-raw@%h", "-l", "INFO", "--without-mingle", "--without-gossip"],
+        celery_worker_cmd("raw_celery_app", "bench-raw", args.worker_concurrency, raw.RAW_QUEUE),
         env, BENCH_DIR)
     listener = Listener(redis_url, raw.RAW_DONE_CHANNEL, lambda d: [d["token"]])
     listener.start()
@@ -242,10 +255,8 @@ def run_raw(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_url: s
         for token in tokens:
             raw.noop.apply_async(args=[token])
         t_sent = time.perf_counter()
-        missing = listener.wait_all(tokens, args.throughput_timeout)
-        done = [listener.get(t)[0] for t in tokens if listener.get(t)]
-        t_end = max(done) if done else time.perf_counter()
-        out["tp"] = {"m": args.m, "completed": len(done), "missing": len(missing), "elapsed": t_end - t0,
+        missing, done, t_end = listener.completion(tokens, args.throughput_timeout)
+        out["tp"] = {"m": args.m, "completed": done, "missing": len(missing), "elapsed": t_end - t0,
                      "publish_elapsed": t_sent - t0, "worker_cpu": worker.cpu_seconds() - cpu0,
                      "svc_cpu": cpu_delta(svc0, service_cpu_seconds())}
     finally:
@@ -273,9 +284,7 @@ def run_floor(args: argparse.Namespace, procs: ProcSet, redis_url: str, db_url: 
                       env, BENCH_DIR, stop_signal=signal.SIGINT)
     worker = procs.start(
         "floor-worker",
-        [venv_bin("celery"), "-A", "floor_app:celery_app", "worker", "-P", "prefork", "-c",
-         str(args.worker_concurrency), "-Q", floor.FLOOR_QUEUE, "-n", "bench-floor@%h", "-l", "INFO",
-         "--without-mingle", "--without-gossip"],
+        celery_worker_cmd("floor_app:celery_app", "bench-floor", args.worker_concurrency, floor.FLOOR_QUEUE),
         env, BENCH_DIR)
     listener = Listener(redis_url, floor.FLOOR_DONE_CHANNEL, lambda d: [d["id"]])
     listener.start()
@@ -305,10 +314,8 @@ def run_floor(args: argparse.Namespace, procs: ProcSet, redis_url: str, db_url: 
         cpu_w0, cpu_k0 = web.cpu_seconds(), worker.cpu_seconds()
         t0 = time.perf_counter()
         ids, errors = post_many(url, {}, args.m, args.client_threads)
-        missing = listener.wait_all(ids, args.throughput_timeout)
-        done = [listener.get(i)[0] for i in ids if listener.get(i)]
-        t_end = max(done) if done else time.perf_counter()
-        out["tp"] = {"m": args.m, "completed": len(done), "missing": len(missing), "errors": errors,
+        missing, done, t_end = listener.completion(ids, args.throughput_timeout)
+        out["tp"] = {"m": args.m, "completed": done, "missing": len(missing), "errors": errors,
                      "elapsed": t_end - t0, "cpu_web": web.cpu_seconds() - cpu_w0,
                      "cpu_worker": worker.cpu_seconds() - cpu_k0}
     finally:
@@ -351,8 +358,7 @@ def run_longrun(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_ur
                       stop_signal=signal.SIGINT)  # SIGINT: gunicorn's quick shutdown
     worker = procs.start(
         "longrun-worker",
-        [venv_bin("celery"), "-A", "celery_worker", "worker", "-P", "prefork", "-c", str(args.worker_concurrency),
-         "-n", "bench-longrun@%h", "-l", "INFO", "--without-mingle", "--without-gossip"],
+        celery_worker_cmd("celery_worker", "bench-longrun", args.worker_concurrency),
         env, ROOT)
     base = f"http://127.0.0.1:{port}"
     out: dict = {}
@@ -397,10 +403,8 @@ def run_longrun(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_ur
         ids, errors = post_many(base + "/reports/v2", ZERO_WORK_BODY, args.m, args.client_threads)
         t_sent = time.perf_counter()
         keys = [(jid, "Succeeded") for jid in ids]
-        missing = listener.wait_all(keys, args.throughput_timeout)
-        done = [listener.get(k)[0] for k in keys if listener.get(k)]
-        t_end = max(done) if done else time.perf_counter()
-        out["tp"] = {"m": args.m, "accepted": len(ids), "http_errors": errors, "succeeded_events": len(done),
+        missing, done, t_end = listener.completion(keys, args.throughput_timeout)
+        out["tp"] = {"m": args.m, "accepted": len(ids), "http_errors": errors, "succeeded_events": done,
                      "missing_events": len(missing), "elapsed": t_end - t0, "submit_elapsed": t_sent - t0,
                      "ids": ids, "cpu_web": web.cpu_seconds() - cpu_w0, "cpu_worker": worker.cpu_seconds() - cpu_k0,
                      "svc_cpu": cpu_delta(svc0, service_cpu_seconds())}
