@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import multiprocessing
 import os
 import shutil
 import signal
@@ -29,7 +28,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import psutil
 import psycopg2
 import redis
 import requests
@@ -50,13 +48,13 @@ from benchlib import (  # noqa: E402
     raise_nofile,
     setup_database_and_redis,
     testing_env,
+    worker_shapes,
 )
 from raw_ws_app import RAW_CHANNEL  # noqa: E402
 
 DB_NAME = "longrun_bench_ws"
 REDIS_DB = 12
 PORTS = range(5200, 5300)
-FINAL_STATES = {"Succeeded", "Failed", "Cancelled"}
 
 
 @dataclass(frozen=True)
@@ -87,20 +85,6 @@ def gunicorn_cmd(port: int, config: WebConfig, app: str) -> list[str]:
     """gunicorn with the project's gunicorn.conf.py, overridden by the flags under test."""
     return [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
             *config.flags(), app]
-
-
-def server_shape(web: Proc, port: int) -> dict[str, Any]:
-    """Per gunicorn worker: established sockets on ``port``, OS threads, RSS (MB)."""
-    workers = []
-    for p in web.tree()[1:]:
-        try:
-            conns = sum(1 for c in p.net_connections(kind="tcp")
-                        if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port)
-            workers.append({"pid": p.pid, "sockets": conns, "threads": p.num_threads(),
-                            "rss_mb": p.memory_info().rss / 2 ** 20})
-        except psutil.Error:
-            pass
-    return {"workers": workers}
 
 
 # --------------------------------------------------------------------------- environment
@@ -176,15 +160,11 @@ def probe_pages_for(seconds: float, *args: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- socket fleet
-class Fleet:
+class Fleet(ws_clients.ClientProcess):
     """The client process holding N sockets (bench/ws_clients.py)."""
 
     def __init__(self, specs: list[dict[str, Any]], opts: dict[str, Any]) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.pipe, child = ctx.Pipe()
-        self.proc = ctx.Process(target=ws_clients.run, args=(child, specs, opts), name="ws-clients", daemon=True)
-        self.proc.start()
-        self.pid = self.proc.pid
+        super().__init__(ws_clients.run, (specs, opts), "ws-clients")
 
     def _reply(self, timeout: float) -> dict[str, Any]:
         if not self.pipe.poll(timeout):
@@ -204,17 +184,6 @@ class Fleet:
         self.proc.join(20)
         return sockets
 
-    def kill(self) -> None:
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join(5)
-
-    def cpu_seconds(self) -> float:
-        try:
-            t = psutil.Process(self.pid).cpu_times()
-            return t.user + t.system
-        except psutil.Error:
-            return 0.0
 
 
 # --------------------------------------------------------------------------- analysis
@@ -284,7 +253,7 @@ class Round:
     web_cpu_pct: float = float("nan")
     idle_cpu_pct: float = float("nan")
     client_cpu_pct: float = float("nan")
-    shape: dict[str, Any] = field(default_factory=dict)
+    shape: list[dict[str, Any]] = field(default_factory=list)
     result: dict[str, Any] = field(default_factory=dict)
     pages_base: dict[str, Any] = field(default_factory=dict)
     pages_load: dict[str, Any] = field(default_factory=dict)
@@ -326,7 +295,7 @@ def measure(args: argparse.Namespace, web: Proc, port: int, rnd: Round, specs: l
         if reply["final"] < connected["ready"]:
             rnd.notes.append(f"only {reply['final']} of {connected['ready']} ready sockets saw a final event "
                              f"within {args.final_timeout:g} s")
-        rnd.shape = server_shape(web, port)
+        rnd.shape = worker_shapes(web, port)
         c0, w0 = web.cpu_seconds(), time.monotonic()
         time.sleep(args.idle_seconds)
         rnd.idle_cpu_pct = (web.cpu_seconds() - c0) / (time.monotonic() - w0) * 100
@@ -387,7 +356,7 @@ def longrun_round(args: argparse.Namespace, web: Proc, port: int, config: WebCon
 
     sockets, t_all = measure(args, web, port, rnd, specs, lambda: None, cancel_jobs, probe_args)
     db = jobs_final_seq(jobs)
-    bad = {j: st for j, (_, st) in db.items() if st not in FINAL_STATES}
+    bad = {j: st for j, (_, st) in db.items() if st not in ws_clients.FINAL_STATES}
     if bad:
         rnd.notes.append(f"jobs not final: {bad}")
     rnd.result = analyse(sockets, {j: seq for j, (seq, _) in db.items()}, t_all, snapshot=True)
@@ -403,7 +372,7 @@ def raw_event(job: str, seq: int, kind: str, state: str) -> str:
         "progress": round(seq / 6, 2), "message": f"Step {seq} of 600", "attempt": 1, "ts": now,
         "done": seq, "total": 600, "progress_message": f"Step {seq} of 600", "max_attempts": 3,
         "cancel_requested": False, "error": None, "has_result": False, "created_at": now,
-        "started_at": now, "finished_at": now if state in FINAL_STATES else None, "v": 1, "type": "event",
+        "started_at": now, "finished_at": now if state in ws_clients.FINAL_STATES else None, "v": 1, "type": "event",
         "replay": False,
     })
 
@@ -458,8 +427,7 @@ def raw_round(args: argparse.Namespace, web: Proc, port: int, config: WebConfig,
 
 
 # --------------------------------------------------------------------------- report
-def shape_text(shape: dict[str, Any]) -> str:
-    ws = shape.get("workers", [])
+def shape_text(ws: list[dict[str, Any]]) -> str:
     if not ws:
         return "—"
     socks = "+".join(str(w["sockets"]) for w in ws)

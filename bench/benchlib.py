@@ -163,6 +163,24 @@ class Proc:
         self._log.close()
 
 
+def worker_shapes(web: Proc, port: int, ws_ports: set[int] | None = None) -> list[dict[str, Any]]:
+    """Per gunicorn worker of ``web``: established connections on ``port``, OS threads, RSS (MB); with
+    ``ws_ports``, also how many of those connections are our open WebSockets (by the client's port)."""
+    out = []
+    for p in web.tree()[1:]:
+        try:
+            conns = [c for c in p.net_connections(kind="tcp")
+                     if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port]
+            shape = {"pid": p.pid, "sockets": len(conns), "threads": p.num_threads(),
+                     "rss_mb": p.memory_info().rss / 2 ** 20}
+            if ws_ports is not None:
+                shape["ws"] = sum(1 for c in conns if c.raddr and c.raddr.port in ws_ports)
+            out.append(shape)
+        except psutil.Error:
+            pass
+    return out
+
+
 class ProcSet:
     """Every process the benchmark started; ``stop_all`` is safe to call twice."""
 

@@ -23,7 +23,6 @@ import psycopg2
 import redis
 from celery import Celery
 from flask import Flask, jsonify
-
 from raw_celery_app import DELIVERY_SETTINGS
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
 import queue
 import random
@@ -36,7 +35,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import psutil
 import psycopg2
 import requests
 
@@ -56,29 +54,13 @@ from benchlib import (  # noqa: E402
     raise_nofile,
     setup_database_and_redis,
     testing_env,
+    worker_shapes,
 )
 
 DB_NAME = "longrun_load"
 REDIS_DB = 11
 PORTS = range(5300, 5400)
-FINAL_STATES = {"Succeeded", "Failed", "Cancelled"}
 HTTP_TIMEOUT = 30.0
-
-
-def server_shape(web: Proc, port: int, ws_ports: set[int]) -> list[dict[str, Any]]:
-    """Per gunicorn worker: established connections on ``port`` (and how many are our open WebSockets, by the
-    client's port), OS threads, RSS (MB)."""
-    out = []
-    for p in web.tree()[1:]:
-        try:
-            conns = [c for c in p.net_connections(kind="tcp")
-                     if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port]
-            out.append({"pid": p.pid, "sockets": len(conns), "threads": p.num_threads(),
-                        "ws": sum(1 for c in conns if c.raddr and c.raddr.port in ws_ports),
-                        "rss_mb": p.memory_info().rss / 2 ** 20})
-        except psutil.Error:
-            pass
-    return out
 
 
 def log_problems(proc: Proc) -> list[str]:
@@ -111,7 +93,7 @@ class LoadWatcher(ws_clients.Watcher):
                 self.snapshot_state = job.get("state")
             if job.get("final") and self.final_state is None:
                 self.final_state = job.get("state")
-        elif msg.get("type") == "event" and msg.get("kind") == "state" and msg.get("state") in FINAL_STATES:
+        elif msg.get("type") == "event" and msg.get("kind") == "state" and msg.get("state") in ws_clients.FINAL_STATES:
             self.final_state = msg["state"]
         if self.hook is not None:
             self.hook(self, msg)
@@ -250,15 +232,11 @@ def pool_run(pipe, opts: dict[str, Any]) -> None:  # noqa: ANN001
         pass
 
 
-class Pool:
+class Pool(ws_clients.ClientProcess):
     """Parent side of the socket pool: thread-safe ``add``, notifications dispatched by a reader thread."""
 
     def __init__(self, opts: dict[str, Any], on_processing, on_final) -> None:  # noqa: ANN001
-        ctx = multiprocessing.get_context("spawn")
-        self.pipe, child = ctx.Pipe()
-        self.proc = ctx.Process(target=pool_run, args=(child, opts), name="ws-pool", daemon=True)
-        self.proc.start()
-        self.pid = self.proc.pid
+        super().__init__(pool_run, (opts,), "ws-pool")
         self._send_lock = threading.Lock()
         self.replies: queue.Queue = queue.Queue()
         self.on_processing, self.on_final = on_processing, on_final
@@ -291,17 +269,6 @@ class Pool:
         except queue.Empty:
             raise RuntimeError(f"socket pool did not answer {cmd[0]} within {timeout:.0f} s") from None
 
-    def cpu_seconds(self) -> float:
-        try:
-            t = psutil.Process(self.pid).cpu_times()
-            return t.user + t.system
-        except psutil.Error:
-            return 0.0
-
-    def kill(self) -> None:
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join(5)
 
 
 # --------------------------------------------------------------------------- HTTP bookkeeping
@@ -690,7 +657,7 @@ def report(a: argparse.Namespace, t: LoadTest, ctx: dict[str, Any]) -> tuple[str
     planned = a.owners * a.jobs_per_owner
     n5xx = sum(v for k, v in st.status.items() if k >= 500)
     throttled = sum(o.throttled for o in t.owners)
-    non_final = sum(1 for j in jobs if rows[j]["state"] not in FINAL_STATES)
+    non_final = sum(1 for j in jobs if rows[j]["state"] not in ws_clients.FINAL_STATES)
     # -1 = the request itself failed (a transport error, counted above), not an answer about the job
     foreign_get_bad = sum(v for k, v in t.foreign_get.items() if k not in (404, -1))
     foreign_ev_bad = sum(v for k, v in fc["foreign_events"].items() if k not in (404, -1))
@@ -936,7 +903,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901
         pool_final = pool.ask(("wait_final", a.final_timeout), a.final_timeout + 60)
         print(f"  sockets settled={pool_final['settled']}: {pool_final['final']}/{pool_final['watchers']} saw the "
               f"final state, {pool_final['open']} open [{time.monotonic() - t_begin:.0f} s]", flush=True)
-        shape = server_shape(web, port, set(pool_final.get("ports", [])))
+        shape = worker_shapes(web, port, set(pool_final.get("ports", [])))
         shape_text = " + ".join(f"{w['ws']} WebSockets ({w['sockets']} connections)/{w['threads']} threads/"
                                 f"{w['rss_mb']:.0f} MB" for w in shape)
         # Each /notifications socket holds one of the worker's --threads for its lifetime (plus a reader thread):

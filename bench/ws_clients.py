@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
 from websockets.asyncio.client import connect
 
 FINAL_STATES = {"Succeeded", "Failed", "Cancelled"}
@@ -130,3 +133,28 @@ def run(pipe, specs: list[dict[str, Any]], opts: dict[str, Any]) -> None:  # noq
         asyncio.run(_main(pipe, specs, opts))
     except KeyboardInterrupt:
         pass
+
+
+class ClientProcess:
+    """Parent side of a socket-client child process (spawned, so it shares nothing with the parent)."""
+
+    def __init__(self, target: Callable[..., None], args: tuple, name: str) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.pipe, child = ctx.Pipe()
+        self.proc = ctx.Process(target=target, args=(child, *args), name=name, daemon=True)
+        self.proc.start()
+        self.pid = self.proc.pid
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds the child has used so far (0 once it is gone)."""
+        try:
+            t = psutil.Process(self.pid).cpu_times()
+            return t.user + t.system
+        except psutil.Error:
+            return 0.0
+
+    def kill(self) -> None:
+        """Stop the child at once."""
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)
