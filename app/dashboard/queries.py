@@ -12,6 +12,7 @@ from werkzeug.datastructures import MultiDict
 
 from app.extensions import db
 from app.jobs.models import Job, utcnow
+from app.jobs.service import parse_job_id
 from app.jobs.states import JobState, parse_state
 from app.reports import all_reports
 from app.retention.models import JobDailyCount
@@ -85,10 +86,8 @@ def _search(text: str) -> sa.ColumnElement[bool]:
     pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     clauses = [sa.cast(Job.params, sa.Text).ilike(pattern, escape="\\"),
                Job.error_message.ilike(pattern, escape="\\"), Job.error_type.ilike(pattern, escape="\\")]
-    try:
-        clauses.append(Job.id == uuid.UUID(text))
-    except ValueError:
-        pass
+    if (key := parse_job_id(text)) is not None:
+        clauses.append(Job.id == key)
     return sa.or_(*clauses)
 
 

@@ -1,8 +1,6 @@
 """The operator dashboard: every job, live counts, throughput, workers, and actions one by one or in bulk."""
 from __future__ import annotations
 
-import uuid
-
 from flask import Blueprint, Response, abort, g, make_response, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
@@ -11,7 +9,7 @@ from app.dashboard.access import OPERATOR, require_role
 from app.errors import ApiError
 from app.extensions import db
 from app.jobs.models import Job, JobEvent
-from app.jobs.service import JobConflict, cancel_job, delete_job, retry_job
+from app.jobs.service import JobConflict, cancel_job, delete_job, parse_job_id, retry_job
 from app.reports import all_reports
 from app.web.rendering import is_htmx, render_page_or_fragment, vary
 
@@ -70,10 +68,8 @@ def worker_panel() -> Response:
 
 
 def _job_or_404(job_id: str) -> Job:
-    try:
-        job = db.session.get(Job, uuid.UUID(job_id))
-    except ValueError:
-        job = None
+    key = parse_job_id(job_id)
+    job = db.session.get(Job, key) if key else None
     if job is None:
         raise ApiError(404, "Job Not Found", "There is no job with this id.", slug="job-not-found")
     return job

@@ -16,6 +16,7 @@ from wsproto.utilities import LocalProtocolError
 from app.api.serializers import job_json
 from app.extensions import db
 from app.jobs.models import Job, JobEvent, utcnow
+from app.jobs.service import parse_job_id
 from app.jobs.states import ACTIVE_STATES
 from app.jobs.view import JobView
 from app.realtime.channels import JobEventMessage
@@ -173,11 +174,8 @@ class NotificationSession:
 
     # -- subscriptions ----------------------------------------------------------
     def _visible(self, job_id: str) -> Job | None:
-        try:
-            key = uuid.UUID(job_id)
-        except ValueError:
-            return None
-        job = db.session.get(Job, key)
+        key = parse_job_id(job_id)
+        job = db.session.get(Job, key) if key else None
         if job is None or (self.owner is not None and job.owner != self.owner):
             return None
         return job
