@@ -5,7 +5,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from app.jobs.limits import Throttled
@@ -113,22 +113,60 @@ def register_error_handlers(app: Flask) -> None:
         return render_error(ApiError(429, "Too Many Requests", exc.reason, slug="too-many-jobs",
                                      headers={"Retry-After": str(exc.retry_after)}))
 
-    @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)
-    def handle_db_down(exc: Exception):  # noqa: ANN202
-        log.warning("database unavailable: %s", exc.__class__.__name__)
+    def handle_database_error(exc: DBAPIError):  # noqa: ANN202
         _rollback_quietly()
-        return render_error(
-            ApiError(503, "Service Unavailable", "The database is unreachable right now; try again shortly.",
-                     slug="database-unavailable", headers={"Retry-After": "5"})
-        )
+        return render_error(database_problem(exc))
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):  # noqa: ANN202
-        # Log the traceback for operators; never send it to the client.
-        log.exception("unhandled error on %s %s", request.method, request.path)
         _rollback_quietly()
-        return render_error(ApiError(500, "Internal Server Error", "Something went wrong on our side; it has been logged."))
+        return render_error(_internal_error())
+
+
+def _internal_error() -> ApiError:
+    # Log the traceback for operators; never send it to the client.
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return ApiError(500, "Internal Server Error", "Something went wrong on our side; it has been logged.")
+
+
+# SQLSTATEs of a server that refuses or drops connections: admin/crash shutdown, starting up, too many clients.
+_UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}
+
+
+def is_connection_failure(exc: DBAPIError) -> bool:
+    """True when the database could not be reached or the connection was lost (not when a statement failed).
+
+    SQLAlchemy flags a connection lost mid-statement with ``connection_invalidated``; a failed connect
+    is an ``OperationalError`` that carries no server SQLSTATE (psycopg2's ``pgcode`` is None), or one of
+    class 08 (connection exception). Other OperationalErrors (statement timeout 57014, deadlock 40P01)
+    come from a working connection.
+    """
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    code = getattr(exc.orig, "pgcode", None)
+    return code is None or code.startswith("08") or code in _UNAVAILABLE_SQLSTATES
+
+
+def database_problem(exc: DBAPIError) -> ApiError:
+    """The problem a database error means to a client: 503 unreachable, 409 conflict, 422 bad value, else 500."""
+    sqlstate = getattr(exc.orig, "pgcode", None)
+    if is_connection_failure(exc):
+        log.warning("database unavailable: %s", exc.orig.__class__.__name__)
+        return ApiError(503, "Service Unavailable", "The database is unreachable right now; try again shortly.",
+                        slug="database-unavailable", headers={"Retry-After": "5"})
+    if isinstance(exc, IntegrityError):
+        # The driver's message may quote stored values (other owners' data): log it, do not send it.
+        log.warning("integrity error %s on %s %s: %s", sqlstate, request.method, request.path, exc.orig)
+        return ApiError(409, "Conflict", "The request conflicts with data already stored "
+                        "(a duplicate, or a reference to something that no longer exists).", slug="data-conflict")
+    if isinstance(exc, DataError):
+        log.warning("data error %s on %s %s: %s", sqlstate, request.method, request.path, exc.orig)
+        return ApiError(422, "Unprocessable Content", "A value in the request cannot be stored: it is out of "
+                        "range, too long or malformed for its field.", slug="invalid-data")
+    return _internal_error()
 
 
 def _rollback_quietly() -> None:
