@@ -5,6 +5,8 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# What a request from this host may do on the dashboard and /metrics without a credential.
+LOCAL_ROLES = ("operator", "viewer", "none")
 
 
 class ConfigError(RuntimeError):
@@ -74,8 +76,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "LONGRUN_V1_SECONDS": _float("LONGRUN_V1_SECONDS", 10.0),
         # The blocking endpoint holds a server thread: cap how long a caller may ask it to block.
         "LONGRUN_V1_MAX_SECONDS": _float("LONGRUN_V1_MAX_SECONDS", 60.0),
-        # Operator access: local requests get this role; remote ones need a credential.
-        "LONGRUN_DASHBOARD_LOCAL_ROLE": os.environ.get("LONGRUN_DASHBOARD_LOCAL_ROLE", "operator"),
+        # Operator access: local requests get this role (operator, viewer or none); others need a credential.
+        # Unset: none in production, where a reverse proxy on the same host makes every visitor local.
+        "LONGRUN_DASHBOARD_LOCAL_ROLE": os.environ.get("LONGRUN_DASHBOARD_LOCAL_ROLE") or None,
         "LONGRUN_OPERATOR_TOKEN": os.environ.get("LONGRUN_OPERATOR_TOKEN", ""),
         "LONGRUN_VIEWER_TOKEN": os.environ.get("LONGRUN_VIEWER_TOKEN", ""),
         # Number of trusted proxies in front of the app (Heroku's router: 1) for client addresses.
@@ -125,3 +128,7 @@ def validate_config(cfg: dict) -> None:
     if cfg["LONGRUN_V1_SECONDS"] > cfg["LONGRUN_V1_MAX_SECONDS"]:
         raise ConfigError("LONGRUN_V1_SECONDS (the default) must not exceed LONGRUN_V1_MAX_SECONDS")
     cfg["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(cfg["SQLALCHEMY_DATABASE_URI"])
+    local_role = cfg.get("LONGRUN_DASHBOARD_LOCAL_ROLE") or ("none" if cfg["LONGRUN_ENV"] == "production" else "operator")
+    if local_role not in LOCAL_ROLES:
+        raise ConfigError(f"LONGRUN_DASHBOARD_LOCAL_ROLE must be one of {', '.join(LOCAL_ROLES)}, got {local_role!r}")
+    cfg["LONGRUN_DASHBOARD_LOCAL_ROLE"] = local_role
