@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 
 
 def wait_for(predicate, timeout: float = 20, interval: float = 0.1, what: str = "condition"):
@@ -32,5 +33,8 @@ def submit(client, report: str = "demo", version: str = "v2", headers: dict | No
     response = client.post(f"/reports/{version}", json={"report": report, "params": params}, headers=headers or {})
     assert response.status_code == 202, response.get_json()
     body = response.get_json()
-    assert response.headers["Location"] == f"/jobs/{body['id']}"
+    # The Location carries the job's read capability, for clients that keep no cookie (README, API).
+    location = urlsplit(response.headers["Location"])
+    assert location.path == f"/jobs/{body['id']}" and location.query.startswith("access="), location
+    assert response.headers["Location"] == body["links"]["self"]
     return body

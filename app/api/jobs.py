@@ -12,6 +12,7 @@ from app.extensions import db
 from app.jobs.models import Job, JobEvent, JobResult
 from app.jobs.service import cancel_job, find_job, list_jobs, purged_job, retry_job
 from app.jobs.states import parse_state
+from app.owners.capability import ACCESS_PARAM, grants_read
 from app.owners.identity import current_owner
 from app.reports import get_report
 from app.reports.registry import UnknownReport
@@ -21,9 +22,26 @@ from app.web.rendering import is_htmx, vary, wants_page
 
 def owned_job_or_404(job_id: str) -> Job:
     """The caller's job, or a 404 that looks the same for unknown and foreign ids."""
-    job = find_job(current_owner(), job_id)
+    return _job_or_404(current_owner(), job_id)
+
+
+def readable_job_or_404(job_id: str) -> tuple[Job, str | None]:
+    """The job the caller owns or presents the read capability of (``?access=``), and that capability.
+
+    The capability comes back None when the caller owns the job anyway; a wrong one changes nothing, so
+    the answer is the same 404 as for an unknown id.
+    """
+    token = request.args.get(ACCESS_PARAM)
+    if token and grants_read(job_id, [token]):
+        job = _job_or_404(None, job_id)
+        return job, (None if job.owner == current_owner() else token)
+    return owned_job_or_404(job_id), None
+
+
+def _job_or_404(owner: str | None, job_id: str) -> Job:
+    job = find_job(owner, job_id)
     if job is None:
-        gone = purged_job(current_owner(), job_id)
+        gone = purged_job(owner, job_id)
         if gone is not None:
             why = "after the retention period" if gone.reason == "retention" else "by an operator"
             raise ApiError(410, "Gone", f"This job ended as {gone.state} and was removed on "
@@ -66,11 +84,11 @@ def list_my_jobs() -> Response:
 
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
-    """One job's current state."""
-    job = owned_job_or_404(job_id)
-    if wants_page():
-        return pages.job_page(job)
-    response = vary(jsonify(job_json(job)))
+    """One job's current state, for its owner or a holder of its read capability."""
+    job, access = readable_job_or_404(job_id)
+    if wants_page() and access is None:
+        return pages.job_page(job)  # the page's polls and socket ride on the owner's cookie: JSON for the rest
+    response = vary(jsonify(job_json(job, access=access, actions=access is None)))
     if not job.job_state.is_final:
         response.headers["Retry-After"] = "1"
     return response
@@ -79,7 +97,7 @@ def get_job(job_id: str) -> Response:
 @bp.get("/jobs/<job_id>/events")
 def job_events(job_id: str) -> Response:
     """The job's history, in sequence order; ``?after_seq=N`` for what came after N."""
-    job = owned_job_or_404(job_id)
+    job, _ = readable_job_or_404(job_id)
     after = query_int("after_seq", 0, 0, 2**31 - 1)
     events = db.session.execute(
         db.select(JobEvent).where(JobEvent.job_id == job.id, JobEvent.seq > after).order_by(JobEvent.seq).limit(1000)
@@ -116,7 +134,7 @@ def retry_job_route(job_id: str) -> tuple[Response, int]:
 @bp.get("/jobs/<job_id>/result")
 def job_result(job_id: str) -> Response:
     """Download the job's artifact; 409 until the job has succeeded."""
-    job = owned_job_or_404(job_id)
+    job, _ = readable_job_or_404(job_id)
     result = db.session.execute(
         db.select(JobResult).where(JobResult.job_id == job.id).options(undefer(JobResult.content))
     ).scalar_one_or_none()

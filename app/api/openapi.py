@@ -7,6 +7,7 @@ from flask import Response, current_app, jsonify
 
 from app.api import bp
 from app.jobs.states import JobState
+from app.owners.capability import ACCESS_PARAM
 from app.reports import all_reports, get_report
 
 PROBLEM = "application/problem+json"
@@ -51,6 +52,8 @@ def _param_schema(p: dict[str, Any]) -> dict[str, Any]:
 
 
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}, "description": "Job id (UUID)."}
+ACCESS = {"name": ACCESS_PARAM, "in": "query", "required": False, "schema": {"type": "string"},
+          "description": "The job's read capability (in the 202's `Location`): reads it without the owner's cookie or token."}
 
 SCHEMAS: dict[str, Any] = {
     "Problem": {
@@ -136,7 +139,7 @@ def build_document() -> dict[str, Any]:
         "requestBody": {"required": False, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SubmitRequest"}}}},
         "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
                         "schema": {"type": "string", "minLength": 1, "maxLength": 255}}],
-        "responses": {"202": dict(_json("Job", "Accepted; follow `Location`."), headers={
+        "responses": {"202": dict(_json("Job", "Accepted; follow `Location` (it carries the job's read capability)."), headers={
             "Location": {"schema": {"type": "string"}}, "Retry-After": {"schema": {"type": "string"}}}),
             **_problems("400", "401", "403", "413", "415", "422", "429", "503")},
     }
@@ -161,7 +164,8 @@ def build_document() -> dict[str, Any]:
             "responses": {"200": _json("JobList", "A page of jobs."), **_problems("401", "422", "503")}}},
         "/jobs/{job_id}": {
             "parameters": [JOB_ID],
-            "get": {"summary": "One job", "responses": {"200": _json("Job", "The job."), **_problems(*job_ops)}},
+            "get": {"summary": "One job", "parameters": [ACCESS],
+                    "responses": {"200": _json("Job", "The job."), **_problems(*job_ops)}},
             "delete": {"summary": "Cancel the job",
                        "responses": {"200": _json("Job", "Cancelled."), "202": _json("Job", "Stopping at its next checkpoint."),
                                      **_problems("409", *job_ops)}},
@@ -175,10 +179,11 @@ def build_document() -> dict[str, Any]:
             "responses": {"202": _json("Job", "Requeued."), **_problems("403", "409", "429", *job_ops)}}},
         "/jobs/{job_id}/events": {"parameters": [JOB_ID], "get": {
             "summary": "The job's history",
-            "parameters": [{"name": "after_seq", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 2147483647}}],
+            "parameters": [{"name": "after_seq", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 2147483647}},
+                           ACCESS],
             "responses": {"200": _json("EventList", "Events in sequence order."), **_problems("422", *job_ops)}}},
         "/jobs/{job_id}/result": {"parameters": [JOB_ID], "get": {
-            "summary": "Download the job's artifact",
+            "summary": "Download the job's artifact", "parameters": [ACCESS],
             "responses": {"200": {"description": "The artifact.", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
                           **_problems("409", *job_ops)}}},
         "/healthz": {"get": {"summary": "The process answers", "responses": {"200": _json("Health", "Alive.")}}},

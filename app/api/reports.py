@@ -10,6 +10,7 @@ from app.api.body import read_json_object
 from app.api.serializers import job_json
 from app.errors import ApiError
 from app.jobs.service import IdempotencyMismatch, submit_job
+from app.owners.capability import ACCESS_PARAM, job_capability
 from app.owners.identity import current_owner
 from app.reports import all_reports, get_report
 from app.reports.context import InlineContext
@@ -103,8 +104,10 @@ def _enqueue(api_version: str) -> tuple[Response, int]:
                        "This Idempotency-Key was already used with a different request body; use a new key.",
                        slug="idempotency-key-reused") from None
     job = submission.job
-    location = url_for("api.get_job", job_id=str(job.id))
-    response = pages.enqueued_fragment(job, api_version) if is_htmx() else vary(jsonify(job_json(job)))
+    # The read capability rides along, so a client that keeps no cookie can still GET its Location.
+    access = job_capability(job.id)
+    location = url_for("api.get_job", job_id=str(job.id), **{ACCESS_PARAM: access})
+    response = pages.enqueued_fragment(job, api_version) if is_htmx() else vary(jsonify(job_json(job, access=access)))
     response.headers["Location"] = location
     response.headers["Retry-After"] = "1"
     if not submission.created:

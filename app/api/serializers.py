@@ -8,6 +8,7 @@ from flask import url_for
 
 from app.jobs.models import Job, JobEvent
 from app.jobs.states import JobState
+from app.owners.capability import ACCESS_PARAM
 from app.web.rendering import trace_url
 
 
@@ -15,28 +16,33 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def job_links(job: Job) -> dict[str, str]:
-    """Hypermedia links of a job, only the ones that make sense in its state."""
+def job_links(job: Job, *, access: str | None = None, actions: bool = True) -> dict[str, str]:
+    """Hypermedia links of a job, only the ones that make sense in its state.
+
+    ``access``: a read capability the read links carry (for clients without the owner's cookie or token);
+    ``actions=False`` leaves out what only the owner may do (cancel, retry).
+    """
     jid = str(job.id)
     state = job.job_state
+    read = {ACCESS_PARAM: access} if access else {}
     links = {
-        "self": url_for("api.get_job", job_id=jid),
-        "events": url_for("api.job_events", job_id=jid),
-        "notifications": url_for("realtime.notifications", job=jid),
+        "self": url_for("api.get_job", job_id=jid, **read),
+        "events": url_for("api.job_events", job_id=jid, **read),
+        "notifications": url_for("realtime.notifications", job=jid, **read),
     }
-    if not state.is_final:
+    if actions and not state.is_final:
         links["cancel"] = url_for("api.cancel_job", job_id=jid)
-    if state in (JobState.FAILED, JobState.CANCELLED):
+    if actions and state in (JobState.FAILED, JobState.CANCELLED):
         links["retry"] = url_for("api.retry_job", job_id=jid)
     if state == JobState.SUCCEEDED and job.result is not None:
-        links["result"] = url_for("api.job_result", job_id=jid)
+        links["result"] = url_for("api.job_result", job_id=jid, **read)
     if trace := trace_url(job.trace_id):
         links["trace"] = trace
     return links
 
 
-def job_json(job: Job, *, operator: bool = False) -> dict[str, Any]:
-    """A job as the API shows it; tracebacks only for operators."""
+def job_json(job: Job, *, operator: bool = False, access: str | None = None, actions: bool = True) -> dict[str, Any]:
+    """A job as the API shows it; tracebacks only for operators; ``access``/``actions`` as in ``job_links``."""
     error = None
     if job.error_type:
         error = {"type": job.error_type, "message": job.error_message}
@@ -70,7 +76,7 @@ def job_json(job: Job, *, operator: bool = False) -> dict[str, Any]:
         "result": result,
         "last_seq": job.last_seq,
         "trace_id": job.trace_id,
-        "links": job_links(job),
+        "links": job_links(job, access=access, actions=actions),
     }
     if operator:
         data["owner"] = job.owner

@@ -45,11 +45,14 @@ def fingerprint(report: str, params: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def find_job(owner: str, job_id: str) -> Job | None:
-    """The owner's job with this id; None for unknown ids, malformed ids and other owners' jobs alike."""
+def find_job(owner: str | None, job_id: str) -> Job | None:
+    """The owner's job with this id; None for unknown ids, malformed ids and other owners' jobs alike.
+
+    ``owner=None`` finds the job of any owner: for callers that proved access another way (a read capability).
+    """
     key = parse_job_id(job_id)
     job = db.session.get(Job, key) if key else None
-    if job is None or job.owner != owner:
+    if job is None or (owner is not None and job.owner != owner):
         return None
     return job
 
@@ -62,11 +65,11 @@ def parse_job_id(job_id: str) -> uuid.UUID | None:
         return None
 
 
-def purged_job(owner: str, job_id: str) -> PurgedJob | None:
-    """The tombstone of the owner's removed job, if there is one (others' tombstones stay hidden)."""
+def purged_job(owner: str | None, job_id: str) -> PurgedJob | None:
+    """The tombstone of the owner's removed job, if there is one (others' tombstones stay hidden; None: any)."""
     key = parse_job_id(job_id)
     gone = db.session.get(PurgedJob, key) if key else None
-    return gone if gone is not None and gone.owner == owner else None
+    return gone if gone is not None and owner in (None, gone.owner) else None
 
 
 def submit_job(

@@ -39,9 +39,9 @@ class Subscriber:
 
     def wants(self, message: JobEventMessage) -> bool:
         """Whether ``message`` belongs on this socket."""
-        if self.owner is not None and message.owner != self.owner:
-            return False
-        return self.all_jobs or message.job_id in self.job_ids
+        if message.job_id in self.job_ids:
+            return True  # watch_job's caller checked the socket may read it (as owner or by capability)
+        return self.all_jobs and (self.owner is None or message.owner == self.owner)
 
     def offer(self, item: object) -> None:
         """Queue without blocking the listener; a full inbox turns into one resync."""

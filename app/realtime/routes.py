@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, request
 
 from app.errors import ApiError
 from app.extensions import sock
+from app.owners.capability import ACCESS_PARAM
 from app.owners.identity import current_owner
 from app.realtime.hub import get_hub
 from app.realtime.session import NotificationSession
@@ -43,13 +44,15 @@ def check_origin() -> None:
 
 @sock.route("/notifications", bp=bp)
 def notifications(ws) -> None:  # noqa: ANN001 - simple_websocket.Server
-    """Subscribe with ``?job=<id>`` (repeatable), ``&after_seq=N``, ``&all=1`` and ``&format=json|html``."""
+    """Subscribe with ``?job=<id>`` (repeatable), ``&access=<capability>`` (repeatable), ``&after_seq=N``,
+    ``&all=1`` and ``&format=json|html``."""
     fmt = request.args.get("format", "json")
     if fmt not in {"json", "html"}:
         fmt = "json"
     raw_after = request.args.get("after_seq", "")
     after = int(raw_after) if raw_after.isdigit() else None
-    session = NotificationSession(ws, get_hub(current_app.config["REDIS_URL"]), current_owner(), fmt)
+    session = NotificationSession(ws, get_hub(current_app.config["REDIS_URL"]), current_owner(), fmt,
+                                  capabilities=request.args.getlist(ACCESS_PARAM))
     if raw_after and after is None:
         session.send_error("invalid-after-seq", "after_seq must be a non-negative integer.")
     session.run(request.args.getlist("job"), after, request.args.get("all") in {"1", "true"})

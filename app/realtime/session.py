@@ -6,6 +6,7 @@ import logging
 import queue
 import threading
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -19,6 +20,7 @@ from app.jobs.models import Job, JobEvent, utcnow
 from app.jobs.service import parse_job_id
 from app.jobs.states import ACTIVE_STATES
 from app.jobs.view import JobView
+from app.owners.capability import grants_read
 from app.realtime.channels import JobEventMessage
 from app.realtime.hub import RESYNC, WAKE, Hub, Subscriber
 
@@ -92,10 +94,12 @@ def _cached(message: JobEventMessage, key: str, build: Any) -> str:
 class NotificationSession:
     """Drives one socket; only this socket's thread ever sends on it."""
 
-    def __init__(self, ws: Socket, hub: Hub, owner: str | None, fmt: str) -> None:
+    def __init__(self, ws: Socket, hub: Hub, owner: str | None, fmt: str, capabilities: Sequence[str] = ()) -> None:
         self.ws = ws
         self.hub = hub
         self.owner = owner  # None: an operator watching every owner
+        # Read capabilities from the URL (?access=): each opens the one job it was made for, nothing else.
+        self.capabilities = tuple(capabilities)[:MAX_JOBS_PER_SOCKET]
         self.fmt = fmt
         self.subscriber = Subscriber(owner=owner)
         self.tracked: dict[str, int] = {}  # job id -> last seq sent
@@ -176,9 +180,13 @@ class NotificationSession:
     def _visible(self, job_id: str) -> Job | None:
         key = parse_job_id(job_id)
         job = db.session.get(Job, key) if key else None
-        if job is None or (self.owner is not None and job.owner != self.owner):
-            return None
-        return job
+        return job if job is not None and self.may_read(job) else None
+
+    def may_read(self, job: Job) -> bool:
+        """Whether this socket may see ``job``: an operator, its owner, or a holder of its read capability."""
+        if self.owner is None or job.owner == self.owner:
+            return True
+        return bool(self.capabilities) and grants_read(job.id, self.capabilities)
 
     def subscribe(self, job_id: str, after_seq: int | None) -> None:
         """Watch one job: current state, then recorded events after ``after_seq``, then live."""
@@ -288,7 +296,8 @@ class NotificationSession:
             self._send(render_template("jobs/_status.html", view=view, poll=False) + "\n" +
                        render_template("jobs/_notifications.html", view=view, events=history(job), oob=True))
         else:
-            self._send(json.dumps({"type": "snapshot", "job": job_json(job, operator=self.owner is None)}))
+            self._send(json.dumps({"type": "snapshot", "job": job_json(job, operator=self.owner is None,
+                                                                      actions=self.owner in (None, job.owner))}))
 
     def send_event(self, message: JobEventMessage, replay: bool = False) -> None:
         """One event: JSON as is, or (HTML) the redrawn status plus a notification line."""

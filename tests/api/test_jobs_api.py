@@ -16,7 +16,7 @@ def test_v1_blocks_then_answers_completed(client):
 
 def test_v2_enqueues_and_job_succeeds_with_full_progress(client):
     job = submit(client, duration_seconds=0.3, steps=3)
-    assert job["state"] == "Enqueued" and job["links"]["self"] == f"/jobs/{job['id']}"
+    assert job["state"] == "Enqueued" and job["links"]["self"].startswith(f"/jobs/{job['id']}?access=")
     done = wait_for_state(client, job["id"], "Succeeded")
     assert done["progress"]["percent"] == 100.0
     assert done["progress"]["done"] == done["progress"]["total"] == 3
