@@ -8,6 +8,7 @@ from typing import Callable
 from flask import current_app
 
 from app.extensions import db
+from app.jobs.counters import record_transition
 from app.jobs.models import Job, JobEvent, utcnow
 from app.jobs.states import JobState, check_transition
 from app.realtime.channels import JobEventMessage, publish_events
@@ -101,20 +102,23 @@ def transition(
         job = lock_job(job_id)
         if job is None:
             raise LookupError(f"job {job_id} does not exist")
+    old = job.job_state
     try:
-        check_transition(job.job_state, target)
+        check_transition(old, target)
     except Exception:
         db.session.rollback()
         raise
     job.state = target.value
     now = utcnow()
-    if target == JobState.PROCESSING and job.started_at is None:
+    first_start = target == JobState.PROCESSING and job.started_at is None
+    if first_start:
         job.started_at = now
     if target.is_final:
         job.finished_at = now
         job.next_attempt_at = None
     if update is not None:
         update(job)
+    record_transition(job, old, target, first_start=first_start)  # written with this transaction's commit
     event = append_event(job, "state", message)
     commit_and_publish(job, [*(earlier or []), event])
     return job

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.jobs import dispatch
+from app.jobs.counters import record_transition
 from app.jobs.lifecycle import append_event, commit_and_publish, lock_job, transition
 from app.jobs.limits import Throttled, check_owner_limits
 from app.jobs.models import Job, utcnow
@@ -116,6 +117,7 @@ def submit_job(
         result=None,  # known: saves a lazy load when the response is serialised
     )
     db.session.add(job)
+    record_transition(job, None, JobState.ENQUEUED)
     event = append_event(job, "state", f"Enqueued job with Id: {job.id}")
     try:
         commit_and_publish(job, [event])
@@ -209,6 +211,7 @@ def delete_job(job: Job) -> None:
         db.session.rollback()
         raise JobConflict(f"the job is {state}; cancel it before deleting it")
     tombstone(locked, "operator")
+    record_transition(locked, locked.job_state, None)  # the state gauge drops; no total ever does
     db.session.delete(locked)
     db.session.commit()
 

@@ -1,110 +1,82 @@
-"""Prometheus metrics derived from PostgreSQL (cluster-wide truth) plus Redis for queue and socket gauges."""
+"""Prometheus metrics read from the job counters (cluster-wide, O(1) in history) plus Redis gauges."""
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
-from typing import Any
 
-import sqlalchemy as sa
 from flask import current_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from app.extensions import db
-from app.jobs.models import Job
+from app.jobs import counters
+from app.jobs.counters import BUCKETS, INF, Delta, Key
 from app.jobs.states import FINAL_STATES, JobState
 from app.realtime.channels import SOCKET_COUNT_PREFIX, redis_client
-from app.retention.models import JobDailyCount
-from app.retention.purge import BUCKETS
+from app.reports import all_reports
+
+FINAL_NAMES = sorted(s.value for s in FINAL_STATES)
 
 
-def _seconds_between(start: Any, end: Any) -> Any:
-    if db.engine.dialect.name == "postgresql":
-        return sa.func.extract("epoch", end - start)
-    return (sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0
+def job_families(totals: dict[Key, Delta], reports: list[str]) -> Iterator[Metric]:
+    """The job metric families from counter totals; every report in ``reports`` appears, at zero if need be."""
+    reports = sorted(set(reports) | {report for _, report, _ in totals})
+
+    def value(name: str, report: str, label: str = "") -> int:
+        return totals.get((name, report, label), (0, 0.0))[0]
+
+    def counter(metric: str, doc: str, name: str) -> CounterMetricFamily:
+        family = CounterMetricFamily(metric, doc, labels=["report"])
+        for report in reports:
+            family.add_metric([report], value(name, report))
+        return family
+
+    yield counter("longrun_jobs_created", "Jobs created.", counters.CREATED)
+    done = CounterMetricFamily("longrun_jobs_finished", "Jobs that reached a final state (again after each retry).",
+                               labels=["report", "state"])
+    for report in reports:
+        for state in FINAL_NAMES:
+            done.add_metric([report, state], value(counters.FINISHED, report, state))
+    yield done
+    yield counter("longrun_jobs_started", "Jobs that started processing at least once.", counters.STARTED)
+    yield counter("longrun_job_attempts", "Attempts started (retries included).", counters.ATTEMPTS)
+    yield _histogram("longrun_job_duration_seconds", "Time from first start to the final state.",
+                     counters.DURATION, totals, reports)
+    yield _histogram("longrun_job_queue_wait_seconds", "Time from creation to first start.",
+                     counters.QUEUE_WAIT, totals, reports)
+
+    by_state = GaugeMetricFamily("longrun_jobs", "Jobs in the database per state.", labels=["state"])
+    for state in JobState:
+        by_state.add_metric([state.value], sum(value(counters.IN_STATE, r, state.value) for r in reports))
+    yield by_state
+    running = GaugeMetricFamily("longrun_jobs_in_progress", "Jobs processing now.", labels=["report"])
+    for report in reports:
+        running.add_metric([report], value(counters.IN_STATE, report, JobState.PROCESSING.value))
+    yield running
 
 
-def _histogram_rows(start: Any, end: Any, where: Any) -> dict[str, tuple[list[int], float]]:
-    """Per report: cumulative bucket counts (one per bound, then +Inf) and the sum, from live rows."""
-    seconds = _seconds_between(start, end)
-    columns = [sa.func.sum(sa.case((seconds <= b, 1), else_=0)) for b in BUCKETS]
-    rows = db.session.execute(
-        sa.select(Job.report, *columns, sa.func.count(), sa.func.coalesce(sa.func.sum(seconds), 0.0))
-        .where(where).group_by(Job.report)
-    ).all()
-    return {r[0]: ([int(v or 0) for v in r[1:-1]], float(r[-1] or 0.0)) for r in rows}
-
-
-def _add_rollup(live: dict, report: str, buckets: dict[str, int], total_sum: float) -> None:
-    counts, s = live.get(report, ([0] * (len(BUCKETS) + 1), 0.0))
-    counts = list(counts)
-    running = 0
-    for i, bound in enumerate([*map(str, BUCKETS), "+Inf"]):
-        running += int(buckets.get(bound, 0))
-        counts[i] += running  # roll-up buckets are per-bucket; Prometheus wants cumulative
-    live[report] = (counts, s + total_sum)
-
-
-def _histogram(name: str, doc: str, data: dict[str, tuple[list[int], float]]) -> HistogramMetricFamily:
-    family = HistogramMetricFamily(name, doc, labels=["report"])
-    for report, (counts, total) in sorted(data.items()):
-        bounds = [*map(str, BUCKETS), "+Inf"]
-        family.add_metric([report], list(zip(bounds, counts)), total)
+def _histogram(metric: str, doc: str, name: str, totals: dict[Key, Delta], reports: list[str]) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(metric, doc, labels=["report"])
+    bounds = [*map(str, BUCKETS), INF]
+    for report in reports:
+        cumulative, running, total = [], 0, 0.0
+        for bound in bounds:  # stored per bucket; Prometheus wants cumulative counts
+            count, seconds = totals.get((name, report, bound), (0, 0.0))
+            running += count
+            total += seconds
+            cumulative.append((bound, running))
+        family.add_metric([report], cumulative, total)
     return family
 
 
 class JobsCollector:
-    """Computes every metric at scrape time; nothing lives in one process's memory."""
+    """Reads every job metric from the counters at scrape time; nothing lives in one process's memory."""
 
     def collect(self) -> Iterator[Metric]:
         """Yield the metric families (prometheus_client collector protocol)."""
-        finals = [s.value for s in FINAL_STATES]
-        finished: dict[tuple[str, str], int] = defaultdict(int)
-        attempts: dict[str, int] = defaultdict(int)
-        started: dict[str, int] = defaultdict(int)
-        for report, state, n, tries, began in db.session.execute(
-            sa.select(Job.report, Job.state, sa.func.count(), sa.func.coalesce(sa.func.sum(Job.attempts), 0),
-                      sa.func.count(Job.started_at)).group_by(Job.report, Job.state)
-        ):
-            if state in finals:
-                finished[(report, state)] += n
-            attempts[report] += int(tries)
-            started[report] += int(began)
-        durations = _histogram_rows(Job.started_at, Job.finished_at,
-                                    sa.and_(Job.state.in_(finals), Job.started_at.isnot(None)))
-        waits = _histogram_rows(Job.created_at, Job.started_at, Job.started_at.isnot(None))
-        for row in db.session.execute(sa.select(JobDailyCount)).scalars():
-            finished[(row.report, row.state)] += row.jobs
-            attempts[row.report] += row.attempts
-            started[row.report] += sum(int(v) for v in (row.wait_buckets or {}).values())
-            _add_rollup(durations, row.report, row.duration_buckets or {}, row.duration_sum)
-            _add_rollup(waits, row.report, row.wait_buckets or {}, row.wait_sum)
-
-        done = CounterMetricFamily("longrun_jobs_finished", "Jobs that reached a final state.", labels=["report", "state"])
-        for (report, state), n in sorted(finished.items()):
-            done.add_metric([report, state], n)
-        yield done
-        runs = CounterMetricFamily("longrun_jobs_started", "Jobs that started processing at least once.", labels=["report"])
-        tries = CounterMetricFamily("longrun_job_attempts", "Attempts started (retries included).", labels=["report"])
-        for report in sorted(set(started) | set(attempts)):
-            runs.add_metric([report], started[report])
-            tries.add_metric([report], attempts[report])
-        yield runs
-        yield tries
-        yield _histogram("longrun_job_duration_seconds", "Time from first start to the final state.", durations)
-        yield _histogram("longrun_job_queue_wait_seconds", "Time from creation to first start.", waits)
-
-        by_state = GaugeMetricFamily("longrun_jobs", "Jobs in the database per state.", labels=["state"])
-        counts = dict(db.session.execute(sa.select(Job.state, sa.func.count()).group_by(Job.state)).all())
-        for state in JobState:
-            by_state.add_metric([state.value], counts.get(state.value, 0))
-        yield by_state
-        running = GaugeMetricFamily("longrun_jobs_in_progress", "Jobs processing now.", labels=["report"])
-        for report, n in db.session.execute(
-            sa.select(Job.report, sa.func.count()).where(Job.state == JobState.PROCESSING.value).group_by(Job.report)
-        ):
-            running.add_metric([report], n)
-        yield running
-        db.session.remove()
+        try:
+            totals = counters.read_totals()
+        finally:
+            db.session.remove()
+        yield from job_families(totals, [r.name for r in all_reports()])
         yield from self._redis_gauges()
 
     def _redis_gauges(self) -> Iterator[Metric]:

@@ -12,7 +12,7 @@ from app.jobs.models import UTCDateTime
 
 
 class JobDailyCount(db.Model):
-    """Finished jobs per day, report and final state, added to when jobs are purged."""
+    """Purged jobs per day, report and final state, for the per-day chart (totals live in job_counters)."""
 
     __tablename__ = "job_daily_counts"
 
@@ -20,12 +20,6 @@ class JobDailyCount(db.Model):
     report: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     state: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
     jobs: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    attempts: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    duration_sum: Mapped[float] = mapped_column(sa.Float, default=0.0)
-    wait_sum: Mapped[float] = mapped_column(sa.Float, default=0.0)
-    # Histogram bucket counts (upper bound in seconds -> jobs), so /metrics stays monotonic after purges.
-    duration_buckets: Mapped[dict] = mapped_column(sa.JSON, default=dict)
-    wait_buckets: Mapped[dict] = mapped_column(sa.JSON, default=dict)
 
 
 class PurgedJob(db.Model):

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
 
 from app.extensions import db
+from app.jobs.counters import record_transition
 from app.jobs.models import Job, utcnow
 from app.jobs.states import JobState
 from app.retention.models import JobDailyCount, PurgedJob
@@ -16,16 +17,6 @@ from app.retention.models import JobDailyCount, PurgedJob
 log = logging.getLogger(__name__)
 
 BATCH = 500
-# Histogram bounds (seconds) shared by the roll-up and /metrics.
-BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
-
-
-def bucket_key(seconds: float) -> str:
-    """The smallest bucket bound holding ``seconds`` (``+Inf`` past the last)."""
-    for bound in BUCKETS:
-        if seconds <= bound:
-            return str(bound)
-    return "+Inf"
 
 
 def max_ages() -> dict[str, timedelta]:
@@ -70,8 +61,9 @@ def purge(now: datetime | None = None, dry_run: bool = False) -> PurgeReport:
             _roll_up(jobs)
             for job in jobs:
                 tombstone(job, "retention", now)
+                record_transition(job, job.job_state, None)  # the state gauge drops; no total ever does
                 db.session.delete(job)
-            db.session.commit()  # roll-up, tombstones and deletes land together or not at all
+            db.session.commit()  # roll-up, counters, tombstones and deletes land together or not at all
             report.purged[state] += len(jobs)
             if len(jobs) < BATCH:
                 break
@@ -87,28 +79,14 @@ def tombstone(job: Job, reason: str, now: datetime | None = None) -> None:
 
 
 def _roll_up(jobs: list[Job]) -> None:
-    groups: dict[tuple, list[Job]] = defaultdict(list)
-    for job in jobs:
-        groups[((job.finished_at or job.created_at).date(), job.report, job.state)].append(job)
-    for (day, report, state), members in groups.items():
+    """Add the purged jobs to the daily counts that the per-day throughput chart reads."""
+    groups = Counter(((job.finished_at or job.created_at).date(), job.report, job.state) for job in jobs)
+    for (day, report, state), n in groups.items():
         row = db.session.execute(
             db.select(JobDailyCount).where(JobDailyCount.day == day, JobDailyCount.report == report,
                                            JobDailyCount.state == state).with_for_update()
         ).scalar_one_or_none()
         if row is None:
-            row = JobDailyCount(day=day, report=report, state=state, jobs=0, attempts=0, duration_sum=0.0,
-                                wait_sum=0.0, duration_buckets={}, wait_buckets={})
+            row = JobDailyCount(day=day, report=report, state=state, jobs=0)
             db.session.add(row)
-        durations, waits = dict(row.duration_buckets or {}), dict(row.wait_buckets or {})
-        for job in members:
-            row.jobs += 1
-            row.attempts += job.attempts or 0
-            if job.started_at and job.finished_at:
-                seconds = (job.finished_at - job.started_at).total_seconds()
-                row.duration_sum += seconds
-                durations[bucket_key(seconds)] = durations.get(bucket_key(seconds), 0) + 1
-            if job.started_at:
-                seconds = (job.started_at - job.created_at).total_seconds()
-                row.wait_sum += seconds
-                waits[bucket_key(seconds)] = waits.get(bucket_key(seconds), 0) + 1
-        row.duration_buckets, row.wait_buckets = durations, waits
+        row.jobs += n

@@ -1,0 +1,160 @@
+"""Job counters kept at write time: totals, histogram buckets and jobs per state, for /metrics and the dashboard.
+
+Every change is added to one of ``SHARDS`` rows per key in the transaction that makes it, so readers sum a
+bounded number of rows whatever the history, and concurrent workers rarely wait on the same row.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
+
+from app.extensions import db
+from app.jobs.models import Job
+from app.jobs.states import JobState
+
+# A transaction adds to one shard drawn at random: two workers wait on each other only when they draw the same
+# one, and then only until the other commits. Reads sum (keys x SHARDS) rows.
+SHARDS = 16
+# Upper bounds (seconds) of the duration and queue-wait histograms.
+BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+INF = "+Inf"
+
+# Counter names. Only IN_STATE (a gauge) is ever decremented; the others only grow.
+CREATED, STARTED, ATTEMPTS, FINISHED = "created", "started", "attempts", "finished"
+DURATION, QUEUE_WAIT = "duration", "queue_wait"  # histograms: label = bucket bound, seconds = their sum
+IN_STATE = "in_state"  # label = state
+
+Key = tuple[str, str, str]  # (name, report, label)
+Delta = tuple[int, float]  # (value, seconds)
+_PENDING = "longrun.counter_deltas"
+
+
+class JobCounter(db.Model):
+    """One shard of one counter; the counter's value is the sum over its shards."""
+
+    __tablename__ = "job_counters"
+
+    name: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    report: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    label: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    shard: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    value: Mapped[int] = mapped_column(sa.BigInteger)
+    seconds: Mapped[float] = mapped_column(sa.Float)
+
+
+def bucket_label(seconds: float) -> str:
+    """The smallest histogram bound holding ``seconds`` (``+Inf`` past the last)."""
+    return next((str(bound) for bound in BUCKETS if seconds <= bound), INF)
+
+
+def transition_deltas(job: Job, old: JobState | None, new: JobState | None, *, first_start: bool = False
+                      ) -> dict[Key, Delta]:
+    """What ``job`` moving from ``old`` to ``new`` adds to each counter (``None``: not in the table)."""
+    deltas: dict[Key, Delta] = {}
+
+    def add(name: str, label: str = "", value: int = 1, seconds: float = 0.0) -> None:
+        was = deltas.get((name, job.report, label), (0, 0.0))
+        deltas[(name, job.report, label)] = (was[0] + value, was[1] + seconds)
+
+    if old is None:
+        add(CREATED)
+    else:
+        add(IN_STATE, old.value, -1)
+    if new is None:
+        return _nonzero(deltas)
+    add(IN_STATE, new.value)
+    if new == JobState.PROCESSING:
+        add(ATTEMPTS)
+        if first_start and job.started_at is not None:
+            add(STARTED)
+            wait = max(0.0, (job.started_at - job.created_at).total_seconds())
+            add(QUEUE_WAIT, bucket_label(wait), 1, wait)
+    if new.is_final:
+        add(FINISHED, new.value)
+        if job.started_at is not None and job.finished_at is not None:
+            took = max(0.0, (job.finished_at - job.started_at).total_seconds())
+            add(DURATION, bucket_label(took), 1, took)
+    return _nonzero(deltas)
+
+
+def _nonzero(deltas: dict[Key, Delta]) -> dict[Key, Delta]:
+    # Processing -> Processing (a redelivered attempt) leaves the gauge as it was: no row to touch.
+    return {key: d for key, d in deltas.items() if d != (0, 0.0)}
+
+
+def record_transition(job: Job, old: JobState | None, new: JobState | None, *, first_start: bool = False) -> None:
+    """Count ``job`` moving from ``old`` to ``new`` (``None``: created / deleted) when this transaction commits.
+
+    ``first_start``: this move into Processing set ``started_at`` (the job's first start ever).
+    """
+    session = db.session()
+    if not session.in_transaction():
+        session.begin()  # so that a rollback, even one before any SQL, forgets these counts (after_transaction_end)
+    pending: dict[Key, Delta] = session.info.setdefault(_PENDING, {})
+    for key, (value, seconds) in transition_deltas(job, old, new, first_start=first_start).items():
+        was = pending.get(key, (0, 0.0))
+        pending[key] = (was[0] + value, was[1] + seconds)
+
+
+@event.listens_for(db.session, "before_commit")
+def _write_pending(session: Session) -> None:
+    """Add this transaction's counter changes in one statement, just before it commits."""
+    pending = _nonzero(session.info.pop(_PENDING, None) or {})
+    if not pending:
+        return
+    # Everything else is locked first and counter rows last, in key order: no lock cycle is possible.
+    session.flush()
+    shard = random.randrange(SHARDS)
+    rows = [{"name": n, "report": r, "label": lb, "shard": shard, "value": v, "seconds": s}
+            for (n, r, lb), (v, s) in sorted(pending.items())]
+    session.execute(_upsert(session.get_bind().dialect.name, rows))
+
+
+@event.listens_for(db.session, "after_transaction_end")
+def _forget_pending(session: Session, transaction: SessionTransaction) -> None:
+    """A rolled-back transaction's changes were never made: forget their counts too."""
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
+
+
+def _upsert(dialect: str, rows: list[dict]) -> sa.Insert:
+    table = JobCounter.__table__
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table).values(rows)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.name, table.c.report, table.c.label, table.c.shard],
+        set_={"value": table.c.value + stmt.excluded.value, "seconds": table.c.seconds + stmt.excluded.seconds},
+    )
+
+
+def read_totals(names: Iterable[str] | None = None) -> dict[Key, Delta]:
+    """Every counter (or those named), summed over its shards."""
+    query = sa.select(JobCounter.name, JobCounter.report, JobCounter.label,
+                      sa.func.sum(JobCounter.value), sa.func.sum(JobCounter.seconds)
+                      ).group_by(JobCounter.name, JobCounter.report, JobCounter.label)
+    if names is not None:
+        query = query.where(JobCounter.name.in_(list(names)))
+    return {(n, r, lb): (int(v or 0), float(s or 0.0)) for n, r, lb, v, s in db.session.execute(query)}
+
+
+def jobs_per_report_and_state() -> dict[str, dict[str, int]]:
+    """Jobs in the table now, per report and state (every state present, zeros included)."""
+    out: dict[str, dict[str, int]] = {}
+    for (_, report, state), (value, _) in sorted(read_totals([IN_STATE]).items()):
+        out.setdefault(report, {s.value: 0 for s in JobState})[state] = value
+    return out
+
+
+def jobs_per_state(report: str | None = None) -> dict[str, int]:
+    """Jobs in the table now per state, over every report or one (every state present, zeros included)."""
+    counts = {s.value: 0 for s in JobState}
+    for name, row in jobs_per_report_and_state().items():
+        if report is None or name == report:
+            for state, n in row.items():
+                counts[state] += n
+    return counts
