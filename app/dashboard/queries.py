@@ -11,6 +11,7 @@ from flask import current_app
 from werkzeug.datastructures import MultiDict
 
 from app.extensions import db
+from app.jobs import counters
 from app.jobs.models import Job, utcnow
 from app.jobs.service import parse_job_id
 from app.jobs.states import JobState, parse_state
@@ -91,18 +92,24 @@ def _search(text: str) -> sa.ColumnElement[bool]:
     return sa.or_(*clauses)
 
 
-def state_counts() -> dict[str, int]:
-    """Jobs per state (every state present, zeros included)."""
-    rows = db.session.execute(sa.select(Job.state, sa.func.count()).group_by(Job.state)).all()
-    counts = {s.value: 0 for s in JobState}
-    counts.update({state: n for state, n in rows})
-    return counts
+def counts_panel() -> dict[str, Any]:
+    """The live counts: jobs per state, per report and state (from the counters), and stalled jobs."""
+    by_report = counters.jobs_per_report_and_state()
+    return {"counts": counters.jobs_per_state(), "by_report": by_report, "stalled": stalled_count()}
+
+
+def _total(f: JobFilter, query: sa.Select) -> int:
+    """Exact matches: from the counters when only state and report filter (O(1)), else counted."""
+    if not (f.owner or f.created_from or f.created_to or f.q):
+        per_state = counters.jobs_per_state(f.report)
+        return per_state.get(f.state.value, 0) if f.state else sum(per_state.values())
+    return db.session.execute(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())).scalar_one()
 
 
 def find_jobs(f: JobFilter, page: int) -> tuple[list[Job], int]:
     """A page of jobs matching ``f`` (newest first) and the total."""
     query = f.apply(sa.select(Job))
-    total = db.session.execute(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+    total = _total(f, query)
     rows = db.session.execute(
         query.order_by(Job.created_at.desc(), Job.id).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
     ).scalars().all()

@@ -42,7 +42,7 @@ def index() -> Response:
     page = _page()
     jobs, total = queries.find_jobs(f, page)
     context = dict(
-        counts=queries.state_counts(), stalled=queries.stalled_count(), jobs=jobs, total=total, page=page,
+        **queries.counts_panel(), jobs=jobs, total=total, page=page,
         pages=max(1, -(-total // queries.PAGE_SIZE)), filters=f, stuck=queries.stuck_ids(jobs),
         reports=all_reports(), per_minute=queries.throughput("minute", 60), per_day=queries.throughput("day", 28),
     )
@@ -53,9 +53,8 @@ def index() -> Response:
 
 @bp.get("/counts")
 def counts() -> Response:
-    """The per-state counters, polled every two seconds."""
-    return vary(make_response(render_template("dashboard/_counts.html", counts=queries.state_counts(),
-                                              stalled=queries.stalled_count())))
+    """The per-state and per-report counts, polled every two seconds."""
+    return vary(make_response(render_template("dashboard/_counts.html", **queries.counts_panel())))
 
 
 @bp.get("/workers")

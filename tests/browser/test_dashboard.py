@@ -16,6 +16,15 @@ def shown_count(page: Page, state: str) -> int:
     return int(count(page, state).inner_text())
 
 
+def report_count(page: Page, report: str, state: str):
+    return page.locator(f"#counts .per-report a[data-report={report}][data-state={state}]")
+
+
+def shown_report_count(page: Page, report: str, state: str) -> int:
+    cell = report_count(page, report, state)
+    return int(cell.inner_text()) if cell.count() else 0  # no row before the report's first job
+
+
 def record_flashes(page: Page) -> None:
     """Collect the text of every flash message swapped into the page from now on."""
     page.evaluate("""() => {
@@ -32,14 +41,16 @@ def test_counts_follow_a_running_job_without_reload(page: Page):
     page.goto("/dashboard/")
     expect(page.locator("h1")).to_contain_text("signed in as operator")
     processing0, succeeded0 = shown_count(page, "Processing"), shown_count(page, "Succeeded")
+    demo_succeeded0 = shown_report_count(page, "demo", "Succeeded")
     page.evaluate("window.__noReload = 'still-here'")
 
     job_id = api_submit(page, duration_seconds=6, steps=6)["id"]
     # The counts fragment re-polls every 2 s: Processing goes up while the (only) job runs...
     expect(count(page, "Processing")).to_have_text(str(processing0 + 1))
-    # ...then Succeeded goes up and Processing comes back down.
+    # ...then Succeeded goes up and Processing comes back down, in the totals and in the demo report's row.
     expect(count(page, "Succeeded")).to_have_text(str(succeeded0 + 1))
     expect(count(page, "Processing")).to_have_text(str(processing0))
+    expect(report_count(page, "demo", "Succeeded")).to_have_text(str(demo_succeeded0 + 1))
     assert wait_api_state(page, job_id, {"Succeeded"})["state"] == "Succeeded"
     assert page.evaluate("window.__noReload") == "still-here"
 
