@@ -38,8 +38,11 @@ def register_extensions(app: Flask) -> None:
         with app.app_context():
             _tune_sqlite(db.engine)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
-    # Pings keep idle sockets alive through routers and reveal dead peers.
-    app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": 25})
+    # Pings keep idle sockets alive through routers and reveal dead peers; socket messages are bounded
+    # like request bodies (close 1009 past LONGRUN_MAX_BODY_BYTES).
+    from app.realtime.transport import server_options
+
+    app.config.setdefault("SOCK_SERVER_OPTIONS", server_options(app.config["MAX_CONTENT_LENGTH"]))
     sock.init_app(app)
     celery_init_app(app)
     from app.jobs import tasks  # noqa: F401 - registers the shared tasks
@@ -74,6 +77,7 @@ def register_blueprints(app: Flask) -> None:
     from app.ops.routes import bp as ops_bp
     from app.owners.cli import bp as tokens_cli
     from app.realtime.routes import bp as realtime_bp
+    from app.clock.cli import bp as clock_cli
     from app.retention.cli import bp as retention_cli
     from app.sales.cli import bp as sales_cli
     from app.web import bp as web_bp
@@ -84,6 +88,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(ops_bp)
     app.register_blueprint(retention_cli)
+    app.register_blueprint(clock_cli)
     app.register_blueprint(tokens_cli)
     app.register_blueprint(sales_cli)
 
@@ -92,8 +97,12 @@ def register_request_hooks(app: Flask) -> None:
     """Every request gets an owner and, when it could be forged, a CSRF check."""
     from werkzeug.middleware.proxy_fix import ProxyFix
 
+    from app.api.body import refuse_oversized_stream
     from app.owners.identity import resolve_owner
     from app.web.csrf import check_csrf, csrf_token
+
+    # First: every later hook or view (the CSRF check reads forms) sees a body known to be within the limit.
+    app.before_request(refuse_oversized_stream)
 
     if app.config["LONGRUN_PROXY_COUNT"]:
         # Behind a router (Heroku), the client address comes from X-Forwarded-For.

@@ -1,8 +1,12 @@
 """Configuration read from the environment, with safe development defaults."""
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 # What a request from this host may do on the dashboard and /metrics without a credential.
@@ -19,6 +23,26 @@ def normalize_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix):]
     return url
+
+
+def default_instance(database_url: str) -> str:
+    """A short name for the database this deployment keeps its jobs in: its Redis queue, channels and keys.
+
+    Two deployments on one Redis must never share a queue or a channel; two processes of one deployment must.
+    The database is what a deployment is, so its identity (engine, host, port, name or SQLite file) names it.
+    """
+    url = make_url(normalize_database_url(database_url))
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        path = str(Path(url.database or "memory").resolve()) if url.database else "memory"
+        identity, label = f"sqlite:{path}", Path(path).stem
+    else:
+        host = url.host or "localhost"
+        host = "localhost" if host in {"127.0.0.1", "::1"} else host.lower()
+        port = url.port or {"postgresql": 5432, "mysql": 3306}.get(backend, "")
+        identity, label = f"{backend}://{host}:{port}/{url.database}", url.database or backend
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:8]
+    return f"{re.sub(r'[^A-Za-z0-9_-]+', '-', label)[:40]}-{digest}"
 
 
 def _number(name: str, default: float, cast: type, kind: str) -> float:
@@ -73,6 +97,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "LONGRUN_VISIBILITY_TIMEOUT": visibility_timeout,
         "LONGRUN_MAX_RESULT_BYTES": _int("LONGRUN_MAX_RESULT_BYTES", 50 * 1024 * 1024),
         "LONGRUN_QUEUE": os.environ.get("LONGRUN_QUEUE", "longrun"),
+        # Names this deployment's queue, channels and keys in Redis (default: derived from DATABASE_URL).
+        "LONGRUN_INSTANCE": os.environ.get("LONGRUN_INSTANCE", ""),
         "LONGRUN_V1_SECONDS": _float("LONGRUN_V1_SECONDS", 10.0),
         # The blocking endpoint holds a server thread: cap how long a caller may ask it to block.
         "LONGRUN_V1_MAX_SECONDS": _float("LONGRUN_V1_MAX_SECONDS", 60.0),
@@ -132,3 +158,8 @@ def validate_config(cfg: dict) -> None:
     if local_role not in LOCAL_ROLES:
         raise ConfigError(f"LONGRUN_DASHBOARD_LOCAL_ROLE must be one of {', '.join(LOCAL_ROLES)}, got {local_role!r}")
     cfg["LONGRUN_DASHBOARD_LOCAL_ROLE"] = local_role
+    if not cfg.get("LONGRUN_INSTANCE"):
+        cfg["LONGRUN_INSTANCE"] = default_instance(cfg["SQLALCHEMY_DATABASE_URI"])
+    elif not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", cfg["LONGRUN_INSTANCE"]):
+        raise ConfigError("LONGRUN_INSTANCE must be 1-64 letters, digits, '.', '_' or '-', "
+                          f"got {cfg['LONGRUN_INSTANCE']!r}")

@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchlib import PG_HOST_URL, ProcSet, percentile, recreate_database  # noqa: E402
 
-from app.realtime.channels import JOB_EVENTS_CHANNEL  # noqa: E402 - after the path fix
+from app.config import default_instance  # noqa: E402 - after the path fix
+from app.realtime.channels import Namespace  # noqa: E402
 
 DEFAULT_DB = "longrun_bench"
 DEFAULT_REDIS_DB = 13
@@ -352,7 +353,7 @@ def run_longrun(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_ur
     if mig.returncode != 0:
         raise RuntimeError(f"migration failed:\n{mig.stdout[-2000:]}\n{mig.stderr[-2000:]}")
 
-    listener = Listener(redis_url, JOB_EVENTS_CHANNEL, state_keys)
+    listener = Listener(redis_url, Namespace(default_instance(db_url)).job_events, state_keys)
     listener.start()
     web = procs.start("gunicorn", [venv_bin("gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"], env, ROOT,
                       stop_signal=signal.SIGINT)  # SIGINT: gunicorn's quick shutdown

@@ -810,7 +810,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--concurrency", type=int, default=2, help="celery prefork -c (default 2)")
     g.add_argument("--keepalive", type=int,
                    help="EXPERIMENT: gunicorn --keep-alive for the run (default: gunicorn.conf.py's, 15 s)")
-    g.add_argument("--beat", action="store_true", help="run the worker with -B (the sweep)")
+    g.add_argument("--clock", action="store_true", help="run the clock process (the sweep) beside the worker")
     g.add_argument("--max-active", type=int, help="LONGRUN_MAX_ACTIVE_PER_OWNER for the run (default: unset, 5)")
     g.add_argument("--max-per-minute", type=int, help="LONGRUN_MAX_JOBS_PER_MINUTE for the run (default: unset, 30)")
     g.add_argument("--port", type=int, help="port (default: first free in 5300-5399)")
@@ -862,9 +862,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901
         worker_cmd = [sys.executable, "-m", "celery", "-A", "celery_worker", "worker", "-P", "prefork",
                       "-c", str(a.concurrency), "-n", "load-test@%h", "-l", "INFO", "--without-mingle",
                       "--without-gossip"]
-        if a.beat:
-            worker_cmd += ["-B", "-s", str(logdir / "beat-schedule")]
         worker = procs.start("worker", worker_cmd, env)
+        if a.clock:
+            procs.start("clock", [sys.executable, "-m", "flask", "--app", "wsgi:app", "clock"], env)
         web = procs.start("web", [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--bind",
                                  f"127.0.0.1:{port}", "--workers", str(a.workers), "--threads", str(a.threads),
                                  "--worker-connections", str(a.worker_connections),

@@ -1,4 +1,4 @@
-"""Run the Procfile like the platform does (release first, then web, worker, beat), restarting crashed processes."""
+"""Run the Procfile like the platform does (release first, then web, worker, clock), restarting crashed processes."""
 from __future__ import annotations
 
 import os
@@ -77,7 +77,6 @@ def main() -> None:
     env.setdefault("LONGRUN_INSECURE_COOKIES", "1")  # plain http on localhost
     env.setdefault("PORT", "5000")
     env.setdefault("WEB_CONCURRENCY", "1")
-    env.setdefault("BEAT_SCHEDULE", str(ROOT / "instance" / "beat-schedule"))
     (ROOT / "instance").mkdir(exist_ok=True)
     extra: list[subprocess.Popen] = []
     if not env.get("REDIS_URL"):

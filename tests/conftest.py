@@ -157,19 +157,33 @@ class ManagedProcess:
         self._log.close()
 
 
+class ClockProcess(ManagedProcess):
+    """The Procfile's ``clock`` process (sweep, purge), as a real subprocess."""
+
+    def __init__(self, name: str, env: dict[str, str]) -> None:
+        super().__init__(f"clock {name}", f"clock-{name}.log", [sys.executable, "-m", "flask", "--app", "wsgi:app",
+                                                                 "clock"], env)
+        self.wait_until(lambda: "clock started" in self.log_path.read_text())
+
+
 class WorkerProcess(ManagedProcess):
-    """A real ``celery worker -P prefork`` subprocess."""
+    """A real ``celery worker -P prefork`` subprocess, with a clock process beside it when ``clock``."""
 
     term_whole_group = False
     grace_seconds = 20.0
 
-    def __init__(self, name: str, env: dict[str, str], concurrency: int = 2, beat: bool = True) -> None:
+    def __init__(self, name: str, env: dict[str, str], concurrency: int = 2, clock: bool = True) -> None:
         cmd = [sys.executable, "-m", "celery", "-A", "celery_worker", "worker", "-P", "prefork",
                "-c", str(concurrency), "-n", f"{name}@%h", "-l", "INFO", "--without-mingle", "--without-gossip"]
-        if beat:
-            cmd += ["-B", "-s", str(ARTIFACTS / f"beat-{name}-schedule")]
         super().__init__(f"worker {name}", f"worker-{name}.log", cmd, env)
+        self.clock = ClockProcess(name, env) if clock else None
         self.wait_until(lambda: " ready." in self.log_path.read_text())
+
+    def stop(self) -> None:
+        """Warm shutdown of the worker, then its clock."""
+        super().stop()
+        if self.clock is not None:
+            self.clock.stop()
 
 
 def free_port() -> int:
@@ -212,7 +226,7 @@ def web(app, worker) -> Iterator[WebServer]:
 
 @pytest.fixture(scope="session")
 def worker(app) -> Iterator[WorkerProcess]:
-    """The shared worker (with the embedded beat that runs the sweep)."""
+    """The shared worker (with a clock process that runs the sweep)."""
     proc = WorkerProcess("main", {})
     yield proc
     proc.stop()

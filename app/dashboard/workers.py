@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from app.realtime.channels import redis_client
+from app.realtime.channels import Namespace, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,12 @@ def workers() -> tuple[list[WorkerInfo], str | None]:
 
 def queue_lengths() -> tuple[dict[str, int], str | None]:
     """Messages waiting per queue and unacknowledged (running or reserved), from Redis."""
-    name = current_app.config["LONGRUN_QUEUE"]
+    name, names = current_app.config["LONGRUN_QUEUE"], Namespace.of(current_app.config)
     try:
         client = redis_client(current_app.config["REDIS_URL"])
         pipe = client.pipeline()
-        pipe.llen(name)
-        pipe.hlen("unacked")
+        pipe.llen(names.queue_key(name))
+        pipe.hlen(names.unacked_key)
         waiting, unacked = pipe.execute()
     except Exception as exc:  # noqa: BLE001
         return {}, f"cannot reach Redis ({exc.__class__.__name__})"

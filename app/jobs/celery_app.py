@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 from celery import Celery, Task
-from celery.signals import beat_init, setup_logging, worker_process_init, worker_process_shutdown
+from celery.signals import setup_logging, worker_process_init, worker_process_shutdown
 from flask import Flask
+
+from app.realtime.channels import Namespace
 
 
 def celery_settings(cfg: dict) -> dict:
     """Celery configuration derived from the app config."""
-    transport = {"visibility_timeout": cfg["LONGRUN_VISIBILITY_TIMEOUT"]}
+    # Every key and channel Celery uses carries this deployment's prefix: two on one Redis never meet.
+    transport = {"visibility_timeout": cfg["LONGRUN_VISIBILITY_TIMEOUT"], "global_keyprefix": Namespace.of(cfg).prefix}
     return {
         "broker_url": cfg["REDIS_URL"],
         "broker_transport_options": transport,
@@ -28,19 +31,6 @@ def celery_settings(cfg: dict) -> dict:
         "task_serializer": "json",
         "accept_content": ["json"],
         "worker_hijack_root_logger": False,
-        "beat_schedule": {
-            "longrun-sweep": {
-                "task": "longrun.sweep",
-                "schedule": cfg["LONGRUN_SWEEP_SECONDS"],
-                # A sweep stuck behind busy workers is pointless once the next one is due.
-                "options": {"expires": cfg["LONGRUN_SWEEP_SECONDS"]},
-            },
-            "longrun-purge": {
-                "task": "longrun.purge",
-                "schedule": cfg["LONGRUN_PURGE_SECONDS"],
-                "options": {"expires": cfg["LONGRUN_PURGE_SECONDS"]},
-            },
-        },
     }
 
 
@@ -74,13 +64,6 @@ def celery_init_app(app: Flask) -> Celery:
             for engine in db.engines.values():
                 engine.dispose(close=False)
         init_tracing(app, "worker")
-
-    @beat_init.connect(weak=False)
-    def export_metrics(**_: object) -> None:
-        # Beat runs once per cluster: the right place for cluster-wide metrics over OTLP.
-        from app.telemetry.otlp_metrics import start_metrics_export
-
-        start_metrics_export(app)
 
     @worker_process_shutdown.connect(weak=False)
     def flush_spans(**_: object) -> None:

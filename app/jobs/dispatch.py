@@ -2,40 +2,16 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
 import uuid
 
 from flask import current_app
 
 from app.extensions import db
 from app.jobs.models import Job, utcnow
-from app.realtime.channels import redis_client
 
 log = logging.getLogger(__name__)
 
 RUN_JOB_TASK = "longrun.run_job"
-
-_epoch_lock = threading.Lock()
-_epoch_cache: tuple[float, str | None] = (0.0, None)
-_EPOCH_TTL = 5.0
-
-
-def broker_epoch() -> str | None:
-    """The Redis server's run id: it changes when Redis restarts and may have lost queued messages."""
-    global _epoch_cache
-    with _epoch_lock:
-        fetched_at, epoch = _epoch_cache
-        if time.monotonic() - fetched_at < _EPOCH_TTL and epoch is not None:
-            return epoch
-    try:
-        epoch = str(redis_client(current_app.config["REDIS_URL"]).info("server")["run_id"])
-    except Exception:  # noqa: BLE001 - Redis down: unknown epoch, the sweep will check again
-        return None
-    with _epoch_lock:
-        _epoch_cache = (time.monotonic(), epoch)
-    return epoch
-
 
 def new_task_id() -> str:
     """A fresh Celery task id; only the message carrying the job's current id may run it."""
@@ -74,7 +50,6 @@ def redispatch(job: Job, countdown: float | None = None) -> bool:
     """Give ``job`` a new task id (making older messages stale), commit, and publish it."""
     job.celery_task_id = new_task_id()
     job.dispatched_at = utcnow()
-    job.broker_epoch = broker_epoch()
     db.session.commit()
     if publish(job, countdown):
         return True

@@ -11,7 +11,7 @@ from app.extensions import db
 from app.jobs.counters import record_transition
 from app.jobs.models import Job, JobEvent, utcnow
 from app.jobs.states import JobState, check_transition
-from app.realtime.channels import JobEventMessage, publish_events
+from app.realtime.channels import JobEventMessage, Namespace, publish_events
 
 # Progress and log messages are user-visible text; keep them bounded.
 MAX_MESSAGE_CHARS = 1000
@@ -81,7 +81,8 @@ def commit_and_publish(job: Job, events: list[JobEvent]) -> None:
     """Commit, then publish what was committed (never publish what may roll back)."""
     messages = [event_message(job, e) for e in events]
     db.session.commit()
-    publish_events(current_app.config["REDIS_URL"], messages)
+    cfg = current_app.config
+    publish_events(cfg["REDIS_URL"], Namespace.of(cfg), messages)
 
 
 def transition(

@@ -109,7 +109,6 @@ def submit_job(
         request_fingerprint=digest,
         celery_task_id=dispatch.new_task_id(),
         dispatched_at=utcnow(),
-        broker_epoch=dispatch.broker_epoch(),
         trace_id=current_trace_id(),
         last_seq=0,
         progress=0.0,
@@ -191,7 +190,6 @@ def retry_job(job: Job, by: str = "owner") -> Job:
         j.heartbeat_at = None
         j.celery_task_id = dispatch.new_task_id()
         j.dispatched_at = utcnow()
-        j.broker_epoch = dispatch.broker_epoch()
         if j.result is not None:
             db.session.delete(j.result)
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+import redis
 from flask import current_app
-from sqlalchemy import or_
+from sqlalchemy import ColumnElement
 
 from app.extensions import db
 from app.jobs import dispatch
+from app.jobs.broker import BrokerView, snapshot
 from app.jobs.lifecycle import transition
 from app.jobs.models import Job, utcnow
 from app.jobs.states import JobState
@@ -20,6 +22,8 @@ log = logging.getLogger(__name__)
 BATCH = 200
 # A job created this recently may still be in the middle of its own publish.
 PUBLISH_GRACE = timedelta(seconds=5)
+# A message published this long ago and found nowhere in the broker is lost (re-published within ~25 s).
+LOST_AFTER = timedelta(seconds=15)
 
 
 @dataclass
@@ -52,25 +56,14 @@ def sweep() -> SweepReport:
     """Re-publish jobs whose message was lost and rescue jobs whose worker died."""
     report = SweepReport()
     cfg = current_app.config
-    now = utcnow()
-    epoch = dispatch.broker_epoch()
-    if epoch is None:
-        log.info("sweep skipped: the broker is unreachable")
+    try:
+        broker = snapshot(cfg)
+    except redis.RedisError as exc:
+        log.info("sweep skipped: the broker is unreachable (%s)", exc)
         return report
-    redispatch_after = timedelta(seconds=cfg["LONGRUN_REDISPATCH_AFTER_SECONDS"])
+    now = utcnow()
     stale_after = timedelta(seconds=cfg["LONGRUN_STALE_AFTER_SECONDS"])
-
-    waiting = or_(
-        Job.dispatched_at.is_(None),
-        Job.broker_epoch.is_(None),
-        Job.broker_epoch != epoch,  # Redis restarted since the publish: the message may be gone
-        Job.dispatched_at < now - redispatch_after,
-    )
-    lost_enqueued = (Job.state == JobState.ENQUEUED.value) & (Job.created_at < now - PUBLISH_GRACE) & waiting
-    lost_retry = (Job.state == JobState.RETRYING.value) & (
-        waiting | (Job.next_attempt_at < now - stale_after)
-    )
-    for job in _matching(lost_enqueued | lost_retry):
+    for job in _matching(_lost_condition(broker, now)):
         due = job.next_attempt_at
         countdown = max(0.0, (due - utcnow()).total_seconds()) if due else None
         if dispatch.redispatch(job, countdown or None):
@@ -85,6 +78,29 @@ def sweep() -> SweepReport:
     if report.redispatched or report.orphans_retried or report.orphans_failed or report.orphans_cancelled:
         log.info("sweep: %s", report)
     return report
+
+
+def _lost_condition(broker: BrokerView, now: datetime) -> ColumnElement[bool]:
+    """Waiting jobs whose message is provably gone, whatever their age.
+
+    A publish that failed (``dispatched_at`` is NULL); an Enqueued job published more than ``LOST_AFTER`` ago
+    whose message is neither in the queue nor with a worker, or sits with a worker that has not started it
+    (a live worker with a free slot claims within milliseconds: the one holding it died or hangs); a retry
+    that is overdue. Each is re-checked under its row lock, and a new task id makes any straggler stale.
+    """
+    unsent = Job.dispatched_at.is_(None)
+    published_long_ago = (Job.state == JobState.ENQUEUED.value) & (Job.dispatched_at < now - LOST_AFTER)
+    suspects = db.session.execute(
+        db.select(Job.id, Job.celery_task_id).where(published_long_ago).limit(BATCH * 10)
+    ).all()
+    db.session.rollback()
+    lost = [job_id for job_id, task_id in suspects
+            if not broker.holds(task_id) or broker.held_longer_than(task_id, 2 * LOST_AFTER.total_seconds())]
+    stale_after = timedelta(seconds=current_app.config["LONGRUN_STALE_AFTER_SECONDS"])
+    overdue_retry = (Job.state == JobState.RETRYING.value) & (Job.next_attempt_at < now - stale_after)
+    waiting = Job.state.in_([JobState.ENQUEUED.value, JobState.RETRYING.value])
+    enqueued_unsent = waiting & unsent & (Job.created_at < now - PUBLISH_GRACE)
+    return enqueued_unsent | overdue_retry | (published_long_ago & Job.id.in_(lost))
 
 
 def _rescue(job: Job, report: SweepReport) -> None:

@@ -10,7 +10,7 @@ from app.extensions import db
 from app.jobs import counters
 from app.jobs.counters import BUCKETS, INF, Delta, Key
 from app.jobs.states import FINAL_STATES, JobState
-from app.realtime.channels import SOCKET_COUNT_PREFIX, redis_client
+from app.realtime.channels import Namespace, redis_client
 from app.reports import all_reports
 
 FINAL_NAMES = sorted(s.value for s in FINAL_STATES)
@@ -80,12 +80,13 @@ class JobsCollector:
         yield from self._redis_gauges()
 
     def _redis_gauges(self) -> Iterator[Metric]:
-        queue = current_app.config["LONGRUN_QUEUE"]
+        queue, names = current_app.config["LONGRUN_QUEUE"], Namespace.of(current_app.config)
         up = GaugeMetricFamily("longrun_redis_up", "1 when Redis answered this scrape.")
         try:
             client = redis_client(current_app.config["REDIS_URL"])
-            length = client.llen(queue)
-            sockets = sum(int(client.get(k) or 0) for k in client.scan_iter(f"{SOCKET_COUNT_PREFIX}*", count=500))
+            length = client.llen(names.queue_key(queue))
+            keys = client.scan_iter(f"{names.socket_counts}*", count=500)
+            sockets = sum(int(client.get(k) or 0) for k in keys)
         except Exception:  # noqa: BLE001 - metrics must render with Redis down
             up.add_metric([], 0)
             yield up

@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,16 +14,57 @@ import redis
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-# One channel for every job event: each web process has a single listener and routes in memory.
-JOB_EVENTS_CHANNEL = "longrun:job-events"
-# Each web process reports its open sockets under its own expiring key (summed by /metrics).
-SOCKET_COUNT_PREFIX = "longrun:sockets:"
 SOCKET_COUNT_TTL = 30
 
 
 @dataclass(frozen=True)
+class Namespace:
+    """Every Redis name of one deployment (``LONGRUN_INSTANCE``): queue, channels and keys.
+
+    Pub/sub channels are server-wide, even across DB numbers, and two apps on one DB share queue names:
+    everything a deployment puts in Redis starts with its own prefix, so two never touch each other's.
+    """
+
+    instance: str
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any]) -> "Namespace":
+        """The namespace of an app config."""
+        return cls(config["LONGRUN_INSTANCE"])
+
+    @property
+    def prefix(self) -> str:
+        """Prepended to every key and channel (Celery's too, as kombu's ``global_keyprefix``)."""
+        return f"longrun:{self.instance}:"
+
+    @property
+    def job_events(self) -> str:
+        """One channel for every job event: each web process has a single listener and routes in memory."""
+        return self.prefix + "job-events"
+
+    @property
+    def socket_counts(self) -> str:
+        """Each web process reports its open sockets under this prefix, in its own expiring key."""
+        return self.prefix + "sockets:"
+
+    def queue_key(self, queue: str) -> str:
+        """The Redis list that holds a Celery queue's waiting messages."""
+        return self.prefix + queue
+
+    @property
+    def unacked_key(self) -> str:
+        """The hash of messages delivered to a worker and not acknowledged yet (kombu's ack emulation)."""
+        return self.prefix + "unacked"
+
+    @property
+    def unacked_index_key(self) -> str:
+        """When each unacknowledged message was delivered (kombu's sorted set, scored by time)."""
+        return self.prefix + "unacked_index"
+
+
+@dataclass(frozen=True)
 class JobEventMessage:
-    """What travels on ``JOB_EVENTS_CHANNEL`` (and, as JSON, to WebSocket clients)."""
+    """What travels on ``Namespace.job_events`` (and, as JSON, to WebSocket clients)."""
 
     job_id: str
     owner: str
@@ -92,17 +134,47 @@ def redis_client(url: str) -> redis.Redis:
     return _clients.get(url)
 
 
-def publish_events(url: str, messages: list[JobEventMessage]) -> bool:
+def publish_events(url: str, namespace: Namespace, messages: list[JobEventMessage]) -> bool:
     """Publish events in order, in one round trip; a Redis outage is logged, never raised (PostgreSQL has them)."""
     if not messages:
         return True
     try:
         pipe = redis_client(url).pipeline(transaction=False)
         for message in messages:
-            pipe.publish(JOB_EVENTS_CHANNEL, message.to_json())
+            pipe.publish(namespace.job_events, message.to_json())
         pipe.execute()
         return True
     except redis.RedisError as exc:
         first = messages[0]
         log.warning("could not publish %d event(s) from %s#%s: %s", len(messages), first.job_id, first.seq, exc)
         return False
+
+
+# -- The JSON frames a /notifications socket sends: their exact keys, defined once (session.py builds every
+# frame with the helpers below, and tests pin these sets over a real socket). -------------------------------
+SOCKET_FRAME_KEYS: dict[str, frozenset[str]] = {
+    # A job's whole public state: "job" is what GET /jobs/<id> answers (app.api.serializers.job_json).
+    "snapshot": frozenset({"type", "job"}),
+    # One numbered event: a JobEventMessage without its owner, and whether it was replayed from PostgreSQL.
+    "event": frozenset(JobEventMessage.__dataclass_fields__) - {"owner"} | {"type", "replay"},
+    # A client message we could not act on; "jobs" lists the job ids it concerns (often none).
+    "error": frozenset({"type", "error", "detail", "jobs"}),
+}
+
+
+def snapshot_frame(job: dict[str, Any]) -> str:
+    """A ``snapshot`` frame for a job's public JSON."""
+    return json.dumps({"type": "snapshot", "job": job})
+
+
+def event_frame(message: JobEventMessage, replay: bool) -> str:
+    """An ``event`` frame: only the schema's keys, whatever else the message object carries."""
+    keys = SOCKET_FRAME_KEYS["event"]
+    body = {key: value for key, value in vars(message).items() if key in keys}
+    body.update(type="event", replay=replay)
+    return json.dumps(body)
+
+
+def error_frame(code: str, detail: str, jobs: list[str] | tuple[str, ...] = ()) -> str:
+    """An ``error`` frame; the socket stays open."""
+    return json.dumps({"type": "error", "error": code, "detail": detail, "jobs": list(jobs)})

@@ -8,11 +8,13 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
-from app.realtime.channels import JOB_EVENTS_CHANNEL, SOCKET_COUNT_PREFIX, SOCKET_COUNT_TTL, JobEventMessage
+from app.realtime.channels import SOCKET_COUNT_TTL, JobEventMessage, Namespace
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +65,9 @@ def _drain(q: queue.Queue) -> None:
 class Hub:
     """The process's listener thread and its subscribers."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, namespace: Namespace) -> None:
         self.redis_url = redis_url
+        self.namespace = namespace
         self._lock = threading.Lock()
         self._subscribers: set[Subscriber] = set()
         self._by_job: dict[str, set[Subscriber]] = {}
@@ -154,7 +157,7 @@ class Hub:
                 client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=5,
                                               health_check_interval=10)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(JOB_EVENTS_CHANNEL)
+                pubsub.subscribe(self.namespace.job_events)
                 self.connected.set()
                 if not first:
                     # Whatever was published while we were away is only in PostgreSQL now.
@@ -170,7 +173,7 @@ class Hub:
                 backoff = min(backoff * 2, 5.0)
 
     def _report_sockets(self, client: redis.Redis) -> None:
-        key = f"{SOCKET_COUNT_PREFIX}{socket.gethostname()}:{os.getpid()}"
+        key = f"{self.namespace.socket_counts}{socket.gethostname()}:{os.getpid()}"
         client.set(key, self.socket_count, ex=SOCKET_COUNT_TTL)
 
     def _pump(self, pubsub: redis.client.PubSub, client: redis.Redis) -> None:
@@ -195,12 +198,13 @@ _hub_pid: int | None = None
 _hub_lock = threading.Lock()
 
 
-def get_hub(redis_url: str) -> Hub:
-    """This process's hub (a new one after fork: threads do not survive it)."""
+def get_hub(config: Mapping[str, Any]) -> Hub:
+    """This process's hub for the app ``config`` (a new one after fork: threads do not survive it)."""
     global _hub, _hub_pid
+    redis_url, namespace = config["REDIS_URL"], Namespace.of(config)
     with _hub_lock:
-        if _hub is None or _hub_pid != os.getpid() or _hub.redis_url != redis_url:
-            _hub = Hub(redis_url)
+        if _hub is None or _hub_pid != os.getpid() or (_hub.redis_url, _hub.namespace) != (redis_url, namespace):
+            _hub = Hub(redis_url, namespace)
             _hub_pid = os.getpid()
         return _hub
 

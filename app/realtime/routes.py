@@ -30,7 +30,7 @@ def check_origin() -> None:
     if not origin_allowed():
         raise ApiError(403, "Forbidden", "WebSocket connections from this origin are not allowed.",
                        slug="origin-not-allowed")
-    hub = get_hub(current_app.config["REDIS_URL"])
+    hub = get_hub(current_app.config)
     limit = current_app.config["LONGRUN_MAX_SOCKETS_PER_PROCESS"]
     if request.endpoint == "realtime.notifications" and hub.socket_count >= limit:
         # Every socket holds a server thread: past the cap, keep threads for pages and send clients elsewhere.
@@ -51,7 +51,7 @@ def notifications(ws) -> None:  # noqa: ANN001 - simple_websocket.Server
         fmt = "json"
     raw_after = request.args.get("after_seq", "")
     after = int(raw_after) if raw_after.isdigit() else None
-    session = NotificationSession(ws, get_hub(current_app.config["REDIS_URL"]), current_owner(), fmt,
+    session = NotificationSession(ws, get_hub(current_app.config), current_owner(), fmt,
                                   capabilities=request.args.getlist(ACCESS_PARAM))
     if raw_after and after is None:
         session.send_error("invalid-after-seq", "after_seq must be a non-negative integer.")

@@ -1,4 +1,4 @@
-"""OTLP export of the same metrics /metrics serves, from the one beat process (once per cluster)."""
+"""OTLP export of the same metrics /metrics serves, from the clock process (once per cluster)."""
 from __future__ import annotations
 
 import logging

@@ -15,6 +15,8 @@ import pytest
 import redis
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
+from app.config import default_instance
+from app.realtime.channels import Namespace
 from tests.conftest import ARTIFACTS, TEST_DATABASE_URL, TEST_REDIS_URL, WebServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -148,7 +150,7 @@ def wait_until_idle(timeout: float = 90) -> None:
         with psycopg2.connect(TEST_DATABASE_URL) as conn, conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM jobs WHERE state IN ('Processing', 'Retrying')")
             active = cur.fetchone()[0]
-        waiting = queue.llen("longrun")
+        waiting = queue.llen(Namespace(default_instance(TEST_DATABASE_URL)).queue_key("longrun"))
         busy = (active, waiting)
         if busy == (0, 0):
             return

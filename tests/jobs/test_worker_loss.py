@@ -33,7 +33,7 @@ def test_sigkill_of_the_pool_process_retries_the_job(client):
 
 def test_sigkill_of_the_whole_worker_is_rescued_by_the_sweep(app, client):
     # A worker of its own on its own queue, so the job surely runs there first.
-    lone = WorkerProcess("doomed", {"LONGRUN_QUEUE": "doomed"}, concurrency=1, beat=False)
+    lone = WorkerProcess("doomed", {"LONGRUN_QUEUE": "doomed"}, concurrency=1, clock=False)
     try:
         doomed_app = create_app({"LONGRUN_QUEUE": "doomed"})
         doomed_client = doomed_app.test_client()

@@ -20,7 +20,7 @@ def test_procfile_runs_and_sigterm_lets_running_jobs_finish(app):
     redis_server = RedisServer()
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_server.url, "PORT": str(port),
-           "BEAT_SCHEDULE": str(ARTIFACTS / "beat-deploy"), "WEB_CONCURRENCY": "1"}
+           "WEB_CONCURRENCY": "1"}
     log_path = ARTIFACTS / "devstack.log"
     with open(log_path, "w") as log:
         stack = subprocess.Popen([sys.executable, "scripts/devstack.py"], cwd=ROOT, env=env, stdout=log,

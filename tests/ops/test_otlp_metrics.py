@@ -1,4 +1,4 @@
-"""The beat process exports the metrics over OTLP/HTTP to a collector (here a minimal receiver)."""
+"""The clock process exports the metrics over OTLP/HTTP to a collector (here a minimal receiver)."""
 import os
 import subprocess
 import sys
@@ -23,14 +23,14 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
-def test_beat_exports_metrics_over_otlp(app, worker):
+def test_clock_exports_metrics_over_otlp(app, worker):
     server = HTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_port}",
            "OTEL_METRIC_EXPORT_INTERVAL": "500", "LONGRUN_SWEEP_SECONDS": "3600"}
-    log = open(ARTIFACTS / "beat-otlp.log", "w")
-    beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "celery_worker", "beat", "-s",
-                             str(ARTIFACTS / "beat-otlp-schedule")], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log = open(ARTIFACTS / "clock-otlp.log", "w")
+    clock = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi:app", "clock"], cwd=ROOT, env=env,
+                             stdout=log, stderr=subprocess.STDOUT)
     try:
         path, body = wait_for(lambda: next((b for b in Receiver.bodies if b[0] == "/v1/metrics"), None), timeout=30,
                               what="an OTLP metrics export")
@@ -38,7 +38,7 @@ def test_beat_exports_metrics_over_otlp(app, worker):
         assert b"longrun_jobs_in_progress" in body or b"longrun_jobs" in body
         assert b"longrun_queue_length" in body and b"longrun_notification_sockets" in body
     finally:
-        beat.terminate()
-        beat.wait(10)
+        clock.terminate()
+        clock.wait(10)
         log.close()
         server.shutdown()

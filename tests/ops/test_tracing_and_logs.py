@@ -18,7 +18,7 @@ def test_one_trace_covers_request_publish_task_and_sql(app, tmp_path):
     spans_dir = tmp_path / "spans"
     env = {"LONGRUN_OTEL_FILE": str(spans_dir), "LONGRUN_QUEUE": "traced", "LONGRUN_LOG_FORMAT": "json"}
     web = WebServer("traced", env)
-    worker = WorkerProcess("traced", env, concurrency=1, beat=False)
+    worker = WorkerProcess("traced", env, concurrency=1, clock=False)
     try:
         http = requests.Session()
         created = http.post(web.url + "/reports/v2", json={"params": {"duration_seconds": 0.2, "steps": 2}}, timeout=10)

@@ -135,7 +135,7 @@ def test_out_of_order_event_is_gap_filled_and_releases_the_database(app, web):
     from app.extensions import db
     from app.jobs.lifecycle import append_event, event_message
     from app.jobs.models import Job
-    from app.realtime.channels import JOB_EVENTS_CHANNEL
+    from app.realtime.channels import Namespace
     from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
 
     token = app.test_cli_runner().invoke(args=["tokens", "create", "gap-owner"]).output.strip()
@@ -156,7 +156,7 @@ def test_out_of_order_event_is_gap_filled_and_releases_the_database(app, web):
         third = append_event(job, "progress", "three")
         message = event_message(job, third)
         db.session.commit()
-    redis_lib.Redis.from_url(TEST_REDIS_URL).publish(JOB_EVENTS_CHANNEL, message.to_json())
+    redis_lib.Redis.from_url(TEST_REDIS_URL).publish(Namespace.of(app.config).job_events, message.to_json())
     received = [json.loads(ws.recv()), json.loads(ws.recv())]
     assert [(m["seq"], m["message"]) for m in received] == [(2, "two"), (3, "three")]
     # While the socket stays open, its thread must not sit on a transaction (and a pooled connection).

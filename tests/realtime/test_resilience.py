@@ -40,7 +40,7 @@ class Collector(threading.Thread):
 @pytest.mark.slow
 def test_two_web_and_two_worker_processes_deliver_every_event(app, worker):
     webs = [WebServer("scale-a"), WebServer("scale-b")]
-    second = WorkerProcess("second", {}, concurrency=1, beat=False)
+    second = WorkerProcess("second", {}, concurrency=1, clock=False)
     collectors: list[tuple[Owner, Collector]] = []
     try:
         owners = [Owner(webs[i % 2].url) for i in range(3)]
@@ -74,7 +74,7 @@ def test_redis_restart_mid_job_recovers_listener_and_delivers_final_state(app):
     redis_server = RedisServer()
     env = {"REDIS_URL": redis_server.url, "DATABASE_URL": isolated_database("redis_restart")}
     web = WebServer("redis-restart", env)
-    workers = [WorkerProcess("redis-restart", env, concurrency=2, beat=True)]
+    workers = [WorkerProcess("redis-restart", env, concurrency=2, clock=True)]
     try:
         owner = Owner(web.url)
         collector = Collector(owner.connect("all=1"))
@@ -88,7 +88,7 @@ def test_redis_restart_mid_job_recovers_listener_and_delivers_final_state(app):
         def all_final() -> bool:
             # Like a platform, bring a crashed worker back (celery can exit when its broker restarts).
             if workers[-1].proc.poll() is not None:
-                workers.append(WorkerProcess(f"redis-restart-{len(workers)}", env, concurrency=2, beat=True))
+                workers.append(WorkerProcess(f"redis-restart-{len(workers)}", env, concurrency=2, clock=True))
             return all(collector.finished(j) for j in ids)
 
         wait_for(all_final, timeout=90, interval=0.5, what="final state of every job on the socket")
