@@ -133,7 +133,9 @@ def test_out_of_order_event_is_gap_filled_and_releases_the_database(app, web):
     import redis as redis_lib
 
     from app.extensions import db
+    from app.jobs.counters import record_transition
     from app.jobs.lifecycle import append_event, event_message
+    from app.jobs.states import JobState
     from app.jobs.models import Job
     from app.realtime.channels import Namespace
     from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
@@ -143,6 +145,7 @@ def test_out_of_order_event_is_gap_filled_and_releases_the_database(app, web):
         job = Job(id=uuid.uuid4(), owner="user:gap-owner", report="demo", params={}, state="Processing",
                   attempts=1, max_attempts=3, last_seq=0, progress=0.0)
         db.session.add(job)
+        record_transition(job, None, JobState.PROCESSING)  # a row written by hand must keep the gauges true
         append_event(job, "state", "Started")
         db.session.commit()
         job_id = str(job.id)
