@@ -1,12 +1,12 @@
 """One notification socket: snapshot from PostgreSQL, recorded gap, then live events — nothing lost."""
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
 import uuid
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -14,6 +14,7 @@ from flask import render_template
 from simple_websocket import ConnectionClosed
 from wsproto.utilities import LocalProtocolError
 
+from app.api.body import MalformedJson, parse_json
 from app.api.serializers import job_json
 from app.extensions import db
 from app.jobs.models import Job, JobEvent, utcnow
@@ -21,13 +22,15 @@ from app.jobs.service import parse_job_id
 from app.jobs.states import ACTIVE_STATES
 from app.jobs.view import JobView
 from app.owners.capability import grants_read
-from app.realtime.channels import JobEventMessage
+from app.realtime.channels import JobEventMessage, error_frame, event_frame, snapshot_frame
 from app.realtime.hub import RESYNC, WAKE, Hub, Subscriber
+from app.realtime.transport import CLOSE_LINGER_SECONDS
 
 log = logging.getLogger(__name__)
 
 # With no traffic for this long, re-check the database in case a publish was lost.
 QUIET_RESYNC_SECONDS = 30.0
+# Jobs one socket watches, and so the most one subscribe message may name.
 MAX_JOBS_PER_SOCKET = 100
 RECENT_JOBS_ON_SUBSCRIBE = 20
 
@@ -62,33 +65,36 @@ class _WakingEvent:
         return getattr(self._event, name)
 
 
-class _SerialSocket:
-    """Makes each frame one atomic ``sendall`` on the TCP socket.
+class _WireCache:
+    """Each event's wire text, made once per process (not once per socket) and kept beside the message.
 
-    simple-websocket's reader thread sends pings, pongs and close frames on the same socket while the
-    handler may be blocked in ``send`` to a slow client: without a lock the frames interleave and the
-    client drops the connection (1002). ``sendall`` also finishes partial writes.
+    Keyed by the message's value and the rendering: equal messages render alike, and a replayed event
+    (whose job-wide fields are read at replay time) never collides with the live copy of the same seq.
+    Bounded: the oldest entries go, so a long-lived process does not grow with its history.
     """
 
-    def __init__(self, sock: Any) -> None:
-        self._sock = sock
+    def __init__(self, size: int = 2048) -> None:
+        self._texts: OrderedDict[tuple[JobEventMessage, str], str] = OrderedDict()
         self._lock = threading.Lock()
+        self._size = size
 
-    def send(self, data: bytes) -> int:
+    def get(self, message: JobEventMessage, rendering: str, build: Callable[[], str]) -> str:
+        """The cached text of ``message`` in ``rendering``, built by ``build`` on first use."""
+        key = (message, rendering)
         with self._lock:
-            self._sock.sendall(data)
-        return len(data)
+            text = self._texts.get(key)
+            if text is not None:
+                self._texts.move_to_end(key)
+                return text
+        text = build()  # outside the lock: sockets rendering other events do not wait for this one
+        with self._lock:
+            self._texts[key] = text
+            if len(self._texts) > self._size:
+                self._texts.popitem(last=False)
+        return text
 
-    def __getattr__(self, name: str) -> Any:  # recv, fileno, close, ...
-        return getattr(self._sock, name)
 
-
-def _cached(message: JobEventMessage, key: str, build: Any) -> str:
-    """Serialise or render an event once per process, not once per socket."""
-    cache = message.__dict__.setdefault("_wire", {})
-    if key not in cache:
-        cache[key] = build()
-    return cache[key]
+_wire_cache = _WireCache()
 
 
 class NotificationSession:
@@ -110,14 +116,12 @@ class NotificationSession:
         """Serve the socket until the client goes away."""
         if hasattr(self.ws, "event"):
             self.ws.event = _WakingEvent(self.ws.event, self.subscriber)
-        if hasattr(self.ws, "sock") and not isinstance(self.ws.sock, _SerialSocket):
-            self.ws.sock = _SerialSocket(self.ws.sock)
         self.hub.add(self.subscriber)
         try:
             if all_jobs:
                 self.subscribe_all()
-            for job_id in job_ids:
-                self.subscribe(job_id, after_seq)
+            if job_ids:
+                self.subscribe(job_ids, after_seq)
             while self.ws.connected:
                 if self.hub.closing.is_set():
                     # 1012 "service restart": htmx and well-behaved clients reconnect elsewhere.
@@ -128,6 +132,14 @@ class NotificationSession:
         finally:
             self.hub.remove(self.subscriber)
             db.session.remove()
+            self._let_reader_finish()
+
+    def _let_reader_finish(self) -> None:
+        # gunicorn closes the TCP socket as soon as we return: first let simple-websocket's reader finish the
+        # close handshake (or drain a too-big message), so the client reads our close frame, not a reset.
+        reader = getattr(self.ws, "thread", None)
+        if not self.ws.connected and isinstance(reader, threading.Thread) and reader is not threading.current_thread():
+            reader.join(CLOSE_LINGER_SECONDS + 0.5)
 
     def _pump_inbox(self) -> None:
         try:
@@ -153,9 +165,9 @@ class NotificationSession:
     def handle_client_message(self, raw: str | bytes) -> None:
         """Apply a ``subscribe`` message; anything malformed gets an error reply, never a crash."""
         try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            self.send_error("malformed-message", "Messages must be JSON, e.g. "
+            data = parse_json(raw)
+        except MalformedJson as exc:
+            self.send_error("malformed-message", f"The message {exc}. Send JSON such as "
                             '{"type": "subscribe", "jobs": ["<job id>"], "after_seq": 0}.')
             return
         if not isinstance(data, dict) or data.get("type") != "subscribe":
@@ -173,8 +185,8 @@ class NotificationSession:
             return
         if data.get("all") is True:
             self.subscribe_all()
-        for job_id in jobs:
-            self.subscribe(job_id, after)
+        if jobs:
+            self.subscribe(jobs, after)
 
     # -- subscriptions ----------------------------------------------------------
     def _visible(self, job_id: str) -> Job | None:
@@ -188,24 +200,62 @@ class NotificationSession:
             return True
         return bool(self.capabilities) and grants_read(job.id, self.capabilities)
 
-    def subscribe(self, job_id: str, after_seq: int | None) -> None:
-        """Watch one job: current state, then recorded events after ``after_seq``, then live."""
-        if len(self.tracked) >= MAX_JOBS_PER_SOCKET and job_id not in self.tracked:
-            self.send_error("too-many-jobs", f"A socket can watch at most {MAX_JOBS_PER_SOCKET} jobs.")
+    def subscribe(self, job_ids: list[str], after_seq: int | None) -> None:
+        """Watch jobs: each one's current state, then its recorded events after ``after_seq``, then live.
+
+        However many ids a message names, it costs one query for the jobs (and one for replayed events) and
+        at most one error frame per kind of refusal.
+        """
+        wanted = list(dict.fromkeys(job_ids))  # order kept, repeats dropped
+        if len(wanted) > MAX_JOBS_PER_SOCKET:
+            self.send_error("too-many-jobs", f"One message can name at most {MAX_JOBS_PER_SOCKET} jobs "
+                            f"(this one names {len(wanted)}); nothing was subscribed.")
             return
         try:
-            job = self._visible(job_id)
-            if job is None:
-                self.send_error("job-not-found", "There is no job with this id among your jobs.", job_id=job_id[:64])
-                return
-            # Watch first: a live event racing the snapshot is queued, then dropped by seq if already sent.
-            self.hub.watch_job(self.subscriber, str(job.id))
-            self.send_snapshot(job)
-            if after_seq is not None:
-                self._send_recorded(str(job.id), after_seq, job.last_seq)
-            self.tracked[str(job.id)] = job.last_seq
+            jobs, unknown = self._visible_jobs(wanted)
+            if unknown:
+                self.send_error("job-not-found", "There is no job with these ids among your jobs.", jobs=unknown)
+            room = MAX_JOBS_PER_SOCKET - len(self.tracked)
+            new = [job for job in jobs if str(job.id) not in self.tracked]
+            if len(new) > room:
+                refused = {job.id for job in new[max(room, 0):]}
+                jobs = [job for job in jobs if job.id not in refused]
+                self.send_error("too-many-jobs", f"A socket can watch at most {MAX_JOBS_PER_SOCKET} jobs.",
+                                jobs=[str(key) for key in refused])
+            recorded = self._recorded_events(jobs, after_seq) if after_seq is not None else {}
+            for job in jobs:
+                # Watch first: a live event racing the snapshot is queued, then dropped by seq if already sent.
+                self.hub.watch_job(self.subscriber, str(job.id))
+                self.send_snapshot(job)
+                for event in recorded.get(job.id, ()):
+                    self.send_event(recorded_message(job, event), replay=True)
+                self.tracked[str(job.id)] = job.last_seq
         finally:
             db.session.remove()  # never pin a pooled connection for the socket's lifetime
+
+    def _visible_jobs(self, job_ids: list[str]) -> tuple[list[Job], list[str]]:
+        """The jobs this socket may see among ``job_ids`` (one query), and the ids that name none of them."""
+        keys = {job_id: parse_job_id(job_id) for job_id in job_ids}
+        wanted = {key for key in keys.values() if key is not None}
+        found = db.session.execute(db.select(Job).where(Job.id.in_(wanted))).scalars().all() if wanted else []
+        visible = {job.id: job for job in found if self.may_read(job)}
+        jobs = [visible[key] for key in dict.fromkeys(keys.values()) if key in visible]
+        return jobs, [job_id[:64] for job_id, key in keys.items() if key not in visible]
+
+    def _recorded_events(self, jobs: list[Job], after: int) -> dict[uuid.UUID, list[JobEvent]]:
+        """Each job's stored events after ``after`` up to its snapshot, all in one query."""
+        upto = {job.id: job.last_seq for job in jobs}
+        if not upto:
+            return {}
+        events = db.session.execute(
+            db.select(JobEvent).where(JobEvent.job_id.in_(upto), JobEvent.seq > after)
+            .order_by(JobEvent.job_id, JobEvent.seq)
+        ).scalars()
+        grouped: dict[uuid.UUID, list[JobEvent]] = {}
+        for event in events:
+            if event.seq <= upto[event.job_id]:
+                grouped.setdefault(event.job_id, []).append(event)
+        return grouped
 
     def subscribe_all(self) -> None:
         """Watch every job of the owner (every owner for operators): active and recent ones now, new ones live."""
@@ -296,25 +346,18 @@ class NotificationSession:
             self._send(render_template("jobs/_status.html", view=view, poll=False) + "\n" +
                        render_template("jobs/_notifications.html", view=view, events=history(job), oob=True))
         else:
-            self._send(json.dumps({"type": "snapshot", "job": job_json(job, operator=self.owner is None,
-                                                                      actions=self.owner in (None, job.owner))}))
+            self._send(snapshot_frame(job_json(job, operator=self.owner is None,
+                                                 actions=self.owner in (None, job.owner))))
 
     def send_event(self, message: JobEventMessage, replay: bool = False) -> None:
         """One event: JSON as is, or (HTML) the redrawn status plus a notification line."""
+        rendering = f"{self.fmt}-replay" if replay else self.fmt
         if self.fmt == "html":
-            key = "html-replay" if replay else "html"
-            data = _cached(message, key, lambda: self._render_event(message, replay))
+            data = _wire_cache.get(message, rendering, lambda: self._render_event(message, replay))
             if data:
                 self._send(data)
         else:
-            self._send(_cached(message, "json-replay" if replay else "json", lambda: self._json_event(message, replay)))
-
-    @staticmethod
-    def _json_event(message: JobEventMessage, replay: bool) -> str:
-        body = message.to_dict()
-        body.pop("owner", None)
-        body.update(type="event", replay=replay)
-        return json.dumps(body)
+            self._send(_wire_cache.get(message, rendering, lambda: event_frame(message, replay)))
 
     @staticmethod
     def _render_event(message: JobEventMessage, replay: bool) -> str:
@@ -323,12 +366,12 @@ class NotificationSession:
             parts.append(render_template("jobs/_notification.html", event=message))
         return "\n".join(parts)
 
-    def send_error(self, code: str, detail: str, **extra: str) -> None:
+    def send_error(self, code: str, detail: str, jobs: list[str] | tuple[str, ...] = ()) -> None:
         """An error the client can act on; the socket stays open."""
         if self.fmt == "html":
             self._send(f'<div id="notifications-error" class="error">{_escape(detail)}</div>')
         else:
-            self._send(json.dumps({"type": "error", "error": code, "detail": detail, **extra}))
+            self._send(error_frame(code, detail, jobs))
 
     def _send(self, data: str) -> None:
         try:

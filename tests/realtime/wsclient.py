@@ -61,3 +61,21 @@ def is_final_event(job_id: str):
 def live_events(messages: list[dict], job_id: str) -> list[dict]:
     """The event messages of one job."""
     return [m for m in messages if m.get("type") == "event" and m["job_id"] == job_id]
+
+
+def close_code(ws, timeout: float = 20) -> int | None:
+    """Read until the server's close frame; its status code (``None`` if none came within ``timeout``)."""
+    import struct
+
+    import websocket as ws_lib
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ws.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            opcode, data = ws.recv_data(control_frame=True)
+        except ws_lib.WebSocketTimeoutException:
+            return None
+        if opcode == ws_lib.ABNF.OPCODE_CLOSE:
+            return struct.unpack("!H", data[:2])[0] if len(data) >= 2 else None
+    return None
