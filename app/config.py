@@ -121,6 +121,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "LONGRUN_KEEP_CANCELLED_HOURS": _float("LONGRUN_KEEP_CANCELLED_HOURS", 72),
         "LONGRUN_KEEP_FAILED_HOURS": _float("LONGRUN_KEEP_FAILED_HOURS", 24 * 7),
         "LONGRUN_PURGE_SECONDS": _float("LONGRUN_PURGE_SECONDS", 3600),
+        # Jobs per purge transaction (each well under a second), and how long one clock run may purge
+        # before it lets the other duties run (it comes back at once while expired jobs are left).
+        "LONGRUN_PURGE_BATCH": _int("LONGRUN_PURGE_BATCH", 1000),
+        "LONGRUN_PURGE_BUDGET_SECONDS": _float("LONGRUN_PURGE_BUDGET_SECONDS", 5),
         # Link from a job to its trace, e.g. http://localhost:16686/trace/{trace_id}
         "LONGRUN_TRACE_URL_TEMPLATE": os.environ.get("LONGRUN_TRACE_URL_TEMPLATE", ""),
         # /metrics without a credential from anywhere (for a scraper on a private network).

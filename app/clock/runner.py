@@ -19,7 +19,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Duty:
-    """A periodic piece of work: its name, its period (seconds) and what it runs (inside an app context)."""
+    """A periodic piece of work: its name, its period (seconds) and what it runs (inside an app context).
+
+    A run whose result says ``more`` (it stopped at its time budget with work left) is due again at once:
+    a long backlog drains in slices while the other duties keep their periods.
+    """
 
     name: str
     every: float
@@ -28,13 +32,18 @@ class Duty:
 
 def duties(app: Flask) -> list[Duty]:
     """The clock's duties, from the app's settings."""
+    from app.jobs.dispatch import dispatch_ready
     from app.jobs.sweeper import sweep
     from app.retention.purge import purge
 
     cfg = app.config
+    # One purge of a million expired jobs takes minutes: in budgeted slices, the sweep is never held up.
+    budget = cfg["LONGRUN_PURGE_BUDGET_SECONDS"]
     return [
+        # Submits and job ends dispatch at once; this catches due retries, new workers and resumed dispatch.
+        Duty("dispatch", cfg["LONGRUN_DISPATCH_SECONDS"], dispatch_ready),
         Duty("sweep", cfg["LONGRUN_SWEEP_SECONDS"], sweep),
-        Duty("purge", cfg["LONGRUN_PURGE_SECONDS"], purge),
+        Duty("purge", cfg["LONGRUN_PURGE_SECONDS"], lambda: purge(budget=budget)),
     ]
 
 
@@ -65,15 +74,18 @@ def exclusive(name: str) -> Iterator[bool]:
                 conn.commit()
 
 
-def run_due(app: Flask, duty: Duty) -> None:
-    """Run ``duty`` once if no other clock is running it; failures are logged and retried next period."""
+def run_due(app: Flask, duty: Duty) -> bool:
+    """Run ``duty`` once if no other clock is running it; whether it left work for an immediate next run.
+
+    Failures are logged and retried next period.
+    """
     with app.app_context():
         try:
             with exclusive(duty.name) as mine:
-                if mine:
-                    duty.run()
+                return bool(getattr(duty.run(), "more", False)) if mine else False
         except Exception:  # noqa: BLE001 - the database or Redis may be down: the next period retries
             log.exception("clock duty %s failed; retrying in %.0f s", duty.name, duty.every)
+            return False
         finally:
             db.session.remove()
 
@@ -86,7 +98,7 @@ def run_clock(app: Flask, stop: threading.Event) -> None:
     while not stop.is_set():
         for duty in plan:
             if time.monotonic() >= next_due[duty.name] and not stop.is_set():
-                run_due(app, duty)
-                next_due[duty.name] = time.monotonic() + duty.every
+                more = run_due(app, duty)
+                next_due[duty.name] = time.monotonic() + (0.0 if more else duty.every)
         stop.wait(max(0.0, min(next_due.values()) - time.monotonic()))
     log.info("clock stopped")

@@ -11,9 +11,17 @@ bp = Blueprint("retention", __name__, cli_group="jobs")
 
 @bp.cli.command("purge")
 @click.option("--dry-run", is_flag=True, help="Count what would be purged, change nothing.")
-def purge_command(dry_run: bool) -> None:
-    """Purge finished jobs older than their retention (rolled up into daily counts first)."""
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Jobs per transaction (default: LONGRUN_PURGE_BATCH).")
+@click.option("--budget", type=click.FloatRange(min=0), default=None,
+              help="Stop starting batches after this many seconds (default: run until none is left).")
+def purge_command(dry_run: bool, batch_size: int | None, budget: float | None) -> None:
+    """Purge finished jobs older than their retention (rolled up into daily counts first), batch by batch."""
     ages = ", ".join(f"{state} after {age}" for state, age in max_ages().items())
-    result = purge(dry_run=dry_run)
-    verb = "would purge" if dry_run else "purged"
-    click.echo(f"{verb} {result.total} job(s) {dict(result.purged)} (policy: {ages})")
+    result = purge(dry_run=dry_run, budget=budget, batch_size=batch_size)
+    if dry_run:
+        click.echo(f"would purge {result.total} job(s) {dict(result.purged)} (policy: {ages})")
+        return
+    left = "; stopped at the budget, more left" if result.more else ""
+    click.echo(f"purged {result.total} job(s) {dict(result.purged)} in {result.batches} batch(es), longest "
+               f"transaction {result.longest_batch * 1000:.0f} ms{left} (policy: {ages})")
