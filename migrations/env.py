@@ -51,6 +51,18 @@ def get_metadata():
     return target_db.metadata
 
 
+def for_dialect(dialect):
+    """Leave out of the comparison what the models declare for other databases only (info={"dialects": ...})
+    and what autogenerate cannot compare (info={"autogenerate": False}, checked by a test of its own)."""
+    def include_object(obj, name, type_, reflected, compare_to):
+        declared = compare_to if reflected else obj
+        info = getattr(declared, "info", None) or {}
+        if info.get("autogenerate") is False:
+            return False
+        return reflected or dialect in info.get("dialects", (dialect,))
+    return include_object
+
+
 def run_migrations_offline():
     """Run migrations in 'offline' mode.
 
@@ -100,6 +112,7 @@ def run_migrations_online():
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
+            include_object=for_dialect(connection.dialect.name),
             **conf_args
         )
 

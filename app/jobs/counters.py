@@ -1,7 +1,8 @@
 """Job counters kept at write time: totals, histogram buckets and jobs per state, for /metrics and the dashboard.
 
 Every change is added to one of ``SHARDS`` rows per key in the transaction that makes it, so readers sum a
-bounded number of rows whatever the history, and concurrent workers rarely wait on the same row.
+bounded number of rows whatever the history, and concurrent workers rarely wait on the same row. Finished jobs
+are also counted per minute and per day (app/jobs/throughput.py), for the dashboard's charts.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from app.extensions import db
+from app.jobs import throughput
 from app.jobs.models import Job
 from app.jobs.states import JobState
 
@@ -32,6 +34,7 @@ IN_STATE = "in_state"  # label = state
 Key = tuple[str, str, str]  # (name, report, label)
 Delta = tuple[int, float]  # (value, seconds)
 _PENDING = "longrun.counter_deltas"
+_PENDING_BUCKETS = "longrun.bucket_deltas"
 
 
 class JobCounter(db.Model):
@@ -99,20 +102,30 @@ def record_transition(job: Job, old: JobState | None, new: JobState | None, *, f
     for key, (value, seconds) in transition_deltas(job, old, new, first_start=first_start).items():
         was = pending.get(key, (0, 0.0))
         pending[key] = (was[0] + value, was[1] + seconds)
+    buckets: dict[throughput.BucketKey, int] = session.info.setdefault(_PENDING_BUCKETS, {})
+    for key, value in throughput.bucket_deltas(job, new).items():
+        buckets[key] = buckets.get(key, 0) + value
 
 
 @event.listens_for(db.session, "before_commit")
 def _write_pending(session: Session) -> None:
     """Add this transaction's counter changes in one statement, just before it commits."""
     pending = _nonzero(session.info.pop(_PENDING, None) or {})
-    if not pending:
+    buckets = session.info.pop(_PENDING_BUCKETS, None) or {}
+    if not pending and not buckets:
         return
     # Everything else is locked first and counter rows last, in key order: no lock cycle is possible.
     session.flush()
     shard = random.randrange(SHARDS)
-    rows = [{"name": n, "report": r, "label": lb, "shard": shard, "value": v, "seconds": s}
-            for (n, r, lb), (v, s) in sorted(pending.items())]
-    session.execute(_upsert(session.get_bind().dialect.name, rows))
+    dialect = session.get_bind().dialect.name
+    if pending:
+        rows = [{"name": n, "report": r, "label": lb, "shard": shard, "value": v, "seconds": s}
+                for (n, r, lb), (v, s) in sorted(pending.items())]
+        session.execute(_upsert(dialect, rows))
+    if buckets:
+        rows = [{"unit": u, "start": t, "state": st, "shard": shard, "value": v}
+                for (u, t, st), v in sorted(buckets.items())]
+        session.execute(throughput.upsert(dialect, rows))
 
 
 @event.listens_for(db.session, "after_transaction_end")
@@ -120,6 +133,7 @@ def _forget_pending(session: Session, transaction: SessionTransaction) -> None:
     """A rolled-back transaction's changes were never made: forget their counts too."""
     if transaction.parent is None:
         session.info.pop(_PENDING, None)
+        session.info.pop(_PENDING_BUCKETS, None)
 
 
 def _upsert(dialect: str, rows: list[dict]) -> sa.Insert:
