@@ -78,6 +78,7 @@ def register_blueprints(app: Flask) -> None:
     from app.owners.cli import bp as tokens_cli
     from app.realtime.routes import bp as realtime_bp
     from app.clock.cli import bp as clock_cli
+    from app.dashboard.dispatch import bp as dispatch_bp
     from app.retention.cli import bp as retention_cli
     from app.sales.cli import bp as sales_cli
     from app.web import bp as web_bp
@@ -86,6 +87,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(realtime_bp)
     app.register_blueprint(web_bp)
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(dispatch_bp)
     app.register_blueprint(ops_bp)
     app.register_blueprint(retention_cli)
     app.register_blueprint(clock_cli)

@@ -114,7 +114,10 @@ def load_config(overrides: dict | None = None) -> dict:
         # Register the fault_drill report (for tests and operators' fire drills).
         "LONGRUN_FAULT_DRILLS": os.environ.get("LONGRUN_FAULT_DRILLS") == "1",
         # Backpressure per owner (0 disables a limit).
-        "LONGRUN_MAX_ACTIVE_PER_OWNER": _int("LONGRUN_MAX_ACTIVE_PER_OWNER", 5),
+        "LONGRUN_MAX_WAITING_PER_OWNER": _int("LONGRUN_MAX_WAITING_PER_OWNER", 1000),
+        # Fair dispatch: jobs of one owner in flight at once; how often the clock dispatches (safety net).
+        "LONGRUN_MAX_RUNNING_PER_OWNER": _int("LONGRUN_MAX_RUNNING_PER_OWNER", 2),
+        "LONGRUN_DISPATCH_SECONDS": _float("LONGRUN_DISPATCH_SECONDS", 1.0),
         "LONGRUN_MAX_JOBS_PER_MINUTE": _int("LONGRUN_MAX_JOBS_PER_MINUTE", 30),
         # Retention of finished jobs (hours), like Hangfire: succeeded go soon, failed stay longer.
         "LONGRUN_KEEP_SUCCEEDED_HOURS": _float("LONGRUN_KEEP_SUCCEEDED_HOURS", 24),

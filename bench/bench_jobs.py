@@ -345,7 +345,7 @@ def run_longrun(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_ur
         "PORT": str(port),
         "WEB_CONCURRENCY": str(args.web_concurrency),
         # The per-owner backpressure would throttle the benchmark client itself: measure the job path.
-        "LONGRUN_MAX_ACTIVE_PER_OWNER": "0",
+        "LONGRUN_MAX_WAITING_PER_OWNER": "0",
         "LONGRUN_MAX_JOBS_PER_MINUTE": "0",
     })
     mig = subprocess.run([venv_bin("flask"), "--app", "wsgi:app", "db", "upgrade"], cwd=ROOT, env=env,

@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/load_test.py                          # 50 owners x 10 jobs, 2 sockets per job; ~3-6 min
     .venv/bin/python bench/load_test.py --owners 10 --jobs-per-owner 3     # quick look
-    .venv/bin/python bench/load_test.py --max-active 0 --max-per-minute 0  # server limits off (env of the run)
+    .venv/bin/python bench/load_test.py --max-waiting 0 --max-per-minute 0  # server limits off (env of the run)
     .venv/bin/python bench/load_test.py --help
 
 The issue's scenario: "500 job submissions from 50 owners and 1,000 watching sockets: every job reaches a
@@ -811,7 +811,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--keepalive", type=int,
                    help="EXPERIMENT: gunicorn --keep-alive for the run (default: gunicorn.conf.py's, 15 s)")
     g.add_argument("--clock", action="store_true", help="run the clock process (the sweep) beside the worker")
-    g.add_argument("--max-active", type=int, help="LONGRUN_MAX_ACTIVE_PER_OWNER for the run (default: unset, 5)")
+    g.add_argument("--max-waiting", type=int, help="LONGRUN_MAX_WAITING_PER_OWNER for the run (default: unset, 1000)")
     g.add_argument("--max-per-minute", type=int, help="LONGRUN_MAX_JOBS_PER_MINUTE for the run (default: unset, 30)")
     g.add_argument("--port", type=int, help="port (default: first free in 5300-5399)")
     g = p.add_argument_group("bounds and output")
@@ -841,13 +841,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901
     port = a.port or free_port(PORTS)
     base = f"http://127.0.0.1:{port}"
     env = testing_env(f"{PG_HOST_URL}/{DB_NAME}", f"redis://127.0.0.1:6379/{REDIS_DB}")
-    for name in ("LONGRUN_MAX_ACTIVE_PER_OWNER", "LONGRUN_MAX_JOBS_PER_MINUTE"):
+    for name in ("LONGRUN_MAX_WAITING_PER_OWNER", "LONGRUN_MAX_JOBS_PER_MINUTE"):
         env.pop(name, None)
-    if a.max_active is not None:
-        env["LONGRUN_MAX_ACTIVE_PER_OWNER"] = str(a.max_active)
+    if a.max_waiting is not None:
+        env["LONGRUN_MAX_WAITING_PER_OWNER"] = str(a.max_waiting)
     if a.max_per_minute is not None:
         env["LONGRUN_MAX_JOBS_PER_MINUTE"] = str(a.max_per_minute)
-    limits = (f"max active {env.get('LONGRUN_MAX_ACTIVE_PER_OWNER', '5 (default)')}, "
+    limits = (f"max unfinished {env.get('LONGRUN_MAX_WAITING_PER_OWNER', '1000 (default)')}, "
               f"per minute {env.get('LONGRUN_MAX_JOBS_PER_MINUTE', '30 (default)')}")
     print(f"load_test: {a.owners}×{a.jobs_per_owner} jobs, {a.watchers_per_job} sockets/job, port {port}, "
           f"logs {logdir}, load {load_start}", flush=True)

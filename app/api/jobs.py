@@ -10,6 +10,7 @@ from app.api.serializers import event_json, job_json
 from app.errors import ApiError
 from app.extensions import db
 from app.jobs.models import Job, JobEvent, JobResult
+from app.jobs.position import queue_place
 from app.jobs.service import cancel_job, find_job, list_jobs, purged_job, retry_job
 from app.jobs.states import parse_state
 from app.owners.capability import ACCESS_PARAM, grants_read
@@ -88,7 +89,7 @@ def get_job(job_id: str) -> Response:
     job, access = readable_job_or_404(job_id)
     if wants_page() and access is None:
         return pages.job_page(job)  # the page's polls and socket ride on the owner's cookie: JSON for the rest
-    response = vary(jsonify(job_json(job, access=access, actions=access is None)))
+    response = vary(jsonify(job_json(job, access=access, actions=access is None, place=queue_place(job))))
     if not job.job_state.is_final:
         response.headers["Retry-After"] = "1"
     return response

@@ -6,6 +6,7 @@ from typing import Any
 from flask import Response, current_app, jsonify
 
 from app.api import bp
+from app.jobs.priority import LOWEST
 from app.jobs.states import JobState
 from app.owners.capability import ACCESS_PARAM
 from app.reports import all_reports, get_report
@@ -79,7 +80,10 @@ SCHEMAS: dict[str, Any] = {
             "cancel_requested": {"type": "boolean"},
             "created_at": {"type": "string"}, "started_at": {"type": ["string", "null"]},
             "finished_at": {"type": ["string", "null"]}, "heartbeat_at": {"type": ["string", "null"]},
-            "next_attempt_at": {"type": ["string", "null"]},
+            "next_attempt_at": {"type": ["string", "null"]}, "priority": {"type": "integer"},
+            "queue": {"type": "object", "properties": {
+                "position": {"type": "integer"}, "predicted_start": {"type": ["string", "null"]},
+                "paused": {"type": "boolean"}}},
             "error": {"type": ["object", "null"]}, "result": {"type": ["object", "null"]},
             "last_seq": {"type": "integer"}, "trace_id": {"type": ["string", "null"]},
             "links": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -116,16 +120,24 @@ def _params_object(described: list[dict[str, Any]]) -> dict[str, Any]:
     return schema
 
 
+def _priority_schema(allowance: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": LOWEST, "maximum": allowance,
+            "description": f"0 (lowest) to 9; this report's requests default to {allowance} and may ask for less"}
+
+
 def submit_request_schema() -> dict[str, Any]:
     """One variant per registered report (its exact parameters), plus the bare form that means `demo`."""
     variants = []
     for report in all_reports():
         params = _params_object(report.describe()["params"])
         variants.append({"type": "object", "additionalProperties": False, "required": ["report"],
-                         "properties": {"report": {"const": report.name}, "params": params},
+                         "properties": {"report": {"const": report.name}, "params": params,
+                                        "priority": _priority_schema(report.priority)},
                          "description": report.title})
-    demo_params = _params_object(get_report("demo").describe()["params"])
-    variants.append({"type": "object", "additionalProperties": False, "properties": {"params": demo_params},
+    demo = get_report("demo")
+    demo_params = _params_object(demo.describe()["params"])
+    variants.append({"type": "object", "additionalProperties": False,
+                     "properties": {"params": demo_params, "priority": _priority_schema(demo.priority)},
                      "description": "No report named: the demo report."})
     return {"oneOf": variants}
 

@@ -9,6 +9,7 @@ from app.api import bp
 from app.api.body import read_json_object
 from app.api.serializers import job_json
 from app.errors import ApiError
+from app.jobs.priority import PriorityInvalid
 from app.jobs.service import IdempotencyMismatch, submit_job
 from app.owners.capability import ACCESS_PARAM, job_capability
 from app.owners.identity import current_owner
@@ -85,7 +86,7 @@ def _invalid_params(exc: ParamsInvalid) -> ApiError:
 
 
 def _enqueue(api_version: str) -> tuple[Response, int]:
-    body = read_json_object({"report", "params"})
+    body = read_json_object({"report", "params", "priority"})
     key = _idempotency_key()
     report_name = body.get("report", "demo")
     if not isinstance(report_name, str):
@@ -93,12 +94,15 @@ def _enqueue(api_version: str) -> tuple[Response, int]:
                        slug="validation-error", errors=[{"field": "report", "message": "must be a string"}])
     try:
         submission = submit_job(current_owner(), report_name, body.get("params"),
-                                api_version=api_version, idempotency_key=key)
+                                api_version=api_version, idempotency_key=key, priority=body.get("priority"))
     except UnknownReport as exc:
         raise ApiError(422, "Unknown Report", str(exc)[:300] + ".", slug="unknown-report",
                        errors=[{"field": "report", "message": "unknown report"}]) from None
     except ParamsInvalid as exc:
         raise _invalid_params(exc) from None
+    except PriorityInvalid as exc:
+        raise ApiError(422, "Invalid Priority", f"'priority' {exc}.", slug="invalid-priority",
+                       errors=[{"field": "priority", "message": str(exc)}]) from None
     except IdempotencyMismatch:
         raise ApiError(422, "Idempotency Key Reused",
                        "This Idempotency-Key was already used with a different request body; use a new key.",

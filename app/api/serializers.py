@@ -7,6 +7,7 @@ from typing import Any
 from flask import url_for
 
 from app.jobs.models import Job, JobEvent
+from app.jobs.position import QueuePlace
 from app.jobs.states import JobState
 from app.owners.capability import ACCESS_PARAM
 from app.web.rendering import trace_url
@@ -41,8 +42,12 @@ def job_links(job: Job, *, access: str | None = None, actions: bool = True) -> d
     return links
 
 
-def job_json(job: Job, *, operator: bool = False, access: str | None = None, actions: bool = True) -> dict[str, Any]:
-    """A job as the API shows it; tracebacks only for operators; ``access``/``actions`` as in ``job_links``."""
+def job_json(job: Job, *, operator: bool = False, access: str | None = None, actions: bool = True,
+             place: QueuePlace | None = None) -> dict[str, Any]:
+    """A job as the API shows it; tracebacks only for operators; ``access``/``actions`` as in ``job_links``.
+
+    ``place``: a waiting job's place in line (single-job views compute it; lists leave it out).
+    """
     error = None
     if job.error_type:
         error = {"type": job.error_type, "message": job.error_message}
@@ -72,12 +77,15 @@ def job_json(job: Job, *, operator: bool = False, access: str | None = None, act
         "finished_at": _iso(job.finished_at),
         "heartbeat_at": _iso(job.heartbeat_at),
         "next_attempt_at": _iso(job.next_attempt_at),
+        "priority": job.priority,
         "error": error,
         "result": result,
         "last_seq": job.last_seq,
         "trace_id": job.trace_id,
         "links": job_links(job, access=access, actions=actions),
     }
+    if place is not None:
+        data["queue"] = place.to_json()
     if operator:
         data["owner"] = job.owner
         data["worker"] = job.worker

@@ -32,6 +32,7 @@ class Duty:
 
 def duties(app: Flask) -> list[Duty]:
     """The clock's duties, from the app's settings."""
+    from app.jobs.dispatch import dispatch_ready
     from app.jobs.sweeper import sweep
     from app.retention.purge import purge
 
@@ -39,6 +40,8 @@ def duties(app: Flask) -> list[Duty]:
     # One purge of a million expired jobs takes minutes: in budgeted slices, the sweep is never held up.
     budget = cfg["LONGRUN_PURGE_BUDGET_SECONDS"]
     return [
+        # Submits and job ends dispatch at once; this catches due retries, new workers and resumed dispatch.
+        Duty("dispatch", cfg["LONGRUN_DISPATCH_SECONDS"], dispatch_ready),
         Duty("sweep", cfg["LONGRUN_SWEEP_SECONDS"], sweep),
         Duty("purge", cfg["LONGRUN_PURGE_SECONDS"], lambda: purge(budget=budget)),
     ]

@@ -2,7 +2,13 @@
 from __future__ import annotations
 
 from celery import Celery, Task
-from celery.signals import setup_logging, worker_process_init, worker_process_shutdown
+from celery.signals import (
+    setup_logging,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 from flask import Flask
 
 from app.realtime.channels import Namespace
@@ -64,6 +70,19 @@ def celery_init_app(app: Flask) -> Celery:
             for engine in db.engines.values():
                 engine.dispose(close=False)
         init_tracing(app, "worker")
+
+    @worker_ready.connect(weak=False)
+    def offer_slots(sender: object, **_: object) -> None:
+        # The dispatcher hands out only as many jobs as live workers have slots: say we are here, and keep saying it.
+        from app.jobs.capacity import start_announcing
+
+        start_announcing(app, sender.hostname, sender.controller.concurrency)
+
+    @worker_shutdown.connect(weak=False)
+    def withdraw_slots(**_: object) -> None:
+        from app.jobs.capacity import stop_announcing
+
+        stop_announcing(app)
 
     @worker_process_shutdown.connect(weak=False)
     def flush_spans(**_: object) -> None:

@@ -1,24 +1,44 @@
-"""Publishing a job to the Celery queue, after its row is committed."""
+"""Fair dispatch: PostgreSQL decides which waiting job goes to Celery next, and only while a worker slot is free.
+
+Jobs wait in PostgreSQL, not in the Celery queue. Whenever a slot may have freed (a job submitted or ended, a
+worker joined, a pause lifted — and every clock tick as a safety net) ``dispatch_ready`` hands out as many jobs
+as there are free slots: owners take turns (the one served longest ago first, each at most
+``LONGRUN_MAX_RUNNING_PER_OWNER`` in flight), and within an owner the highest priority, then the oldest, goes
+first. One transaction-scoped advisory lock makes the decision one at a time across every process and machine;
+each step is an index lookup, so its cost does not grow with the number of waiting jobs.
+"""
 from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from flask import current_app
 
 from app.extensions import db
+from app.jobs import capacity, slots
 from app.jobs.models import Job, utcnow
+from app.jobs.slots import ALL_REPORTS, OwnerQueue
+from app.jobs.states import JobState
 
 log = logging.getLogger(__name__)
 
 RUN_JOB_TASK = "longrun.run_job"
+# pg_advisory_xact_lock key of the dispatch decision ("longrun:dispatch").
+DISPATCH_LOCK = 0x6C6F6E6772756E01
+# Owners looked at per pass: enough to fill every free slot even when many owners are at their cap.
+OWNERS_PER_PASS = 200
+WAITING_STATES = (JobState.ENQUEUED.value, JobState.RETRYING.value)
+
 
 def new_task_id() -> str:
     """A fresh Celery task id; only the message carrying the job's current id may run it."""
     return str(uuid.uuid4())
 
 
-def publish(job: Job, countdown: float | None = None) -> bool:
+def publish(job: Job) -> bool:
     """Send the job's current task id to the queue; False (logged) if the broker refused."""
     report_limit = _report_time_limit(job.report)
     try:
@@ -27,12 +47,11 @@ def publish(job: Job, countdown: float | None = None) -> bool:
             args=[str(job.id)],
             task_id=job.celery_task_id,
             queue=current_app.config["LONGRUN_QUEUE"],
-            countdown=countdown,
             soft_time_limit=report_limit,
             time_limit=report_limit + 60 if report_limit else None,
         )
         return True
-    except Exception as exc:  # noqa: BLE001 - any broker failure leaves the job for the sweep
+    except Exception as exc:  # noqa: BLE001 - any broker failure sends the job back to waiting
         log.warning("could not publish job %s: %s", job.id, exc)
         return False
 
@@ -46,22 +65,108 @@ def _report_time_limit(name: str) -> int | None:
         return None
 
 
-def redispatch(job: Job, countdown: float | None = None) -> bool:
-    """Give ``job`` a new task id (making older messages stale), commit, and publish it."""
-    job.celery_task_id = new_task_id()
-    job.dispatched_at = utcnow()
-    db.session.commit()
-    if publish(job, countdown):
-        return True
-    mark_undispatched(job)
-    return False
-
-
 def mark_undispatched(job: Job) -> None:
-    """Record that the publish failed, so the sweep picks the job up first."""
+    """Send a job whose message never reached the broker (or was lost there) back to waiting."""
     try:
         job.dispatched_at = None
         db.session.commit()
-    except Exception:  # noqa: BLE001 - the sweep also catches jobs whose publish timed out
+    except Exception:  # noqa: BLE001 - the sweep finds jobs whose message is missing anyway
         db.session.rollback()
         log.warning("could not mark job %s undispatched", job.id, exc_info=True)
+
+
+@dataclass
+class _Turn:
+    """One owner's row during a dispatch decision, with the jobs given to it so far."""
+
+    row: OwnerQueue
+    given: int = 0
+
+
+def dispatch_ready() -> list[Job]:
+    """Hand waiting jobs to Celery while worker slots are free, in fair order; return the jobs published."""
+    try:
+        chosen = _choose()
+    except Exception:
+        db.session.rollback()
+        raise
+    published = []
+    for job in chosen:
+        if publish(job):
+            published.append(job)
+        else:
+            mark_undispatched(job)
+    return published
+
+
+def _choose() -> list[Job]:
+    """Mark the next jobs dispatched and commit; the caller publishes them."""
+    paused = slots.paused_scopes()
+    if ALL_REPORTS in paused:
+        db.session.rollback()
+        return []
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(sa.select(sa.func.pg_advisory_xact_lock(DISPATCH_LOCK)))
+    free = capacity.capacity() - in_flight()
+    if free <= 0:
+        db.session.rollback()
+        return []
+    cap = current_app.config["LONGRUN_MAX_RUNNING_PER_OWNER"]
+    now = utcnow()
+    turns = _owners_in_turn(cap)
+    chosen: list[Job] = []
+    while len(chosen) < free and turns:
+        for turn in list(turns):
+            job = None if 0 < cap <= turn.row.inflight + turn.given else _next_job(turn.row.owner, now, set(paused))
+            if job is None:
+                turns.remove(turn)
+                continue
+            job.dispatched_at = now
+            job.celery_task_id = new_task_id()
+            turn.given += 1
+            # Strictly increasing within one decision: the owner served first goes to the back first.
+            turn.row.served_at = now + timedelta(microseconds=len(chosen))
+            chosen.append(job)
+            if len(chosen) >= free:
+                break
+    db.session.commit()
+    return chosen
+
+
+def in_flight() -> int:
+    """Jobs handed to Celery and not finished, every owner (one row per busy owner)."""
+    return int(db.session.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(OwnerQueue.inflight), 0)).where(OwnerQueue.inflight > 0)
+    ).scalar_one())
+
+
+def _owners_in_turn(cap: int) -> list[_Turn]:
+    """Owners with waiting jobs and room under their cap, the one served longest ago first."""
+    query = sa.select(OwnerQueue).where(OwnerQueue.waiting > 0)
+    if cap > 0:
+        query = query.where(OwnerQueue.inflight < cap)
+    query = query.order_by(OwnerQueue.served_at.asc().nulls_first(), OwnerQueue.owner).limit(OWNERS_PER_PASS)
+    return [_Turn(row) for row in db.session.execute(query).scalars()]
+
+
+def _next_job(owner: str, now: datetime, paused: set[str]) -> Job | None:
+    """The owner's best waiting job that may start now: highest priority, then oldest."""
+    query = (
+        sa.select(Job)
+        .where(Job.owner == owner, Job.dispatched_at.is_(None), Job.state.in_(WAITING_STATES),
+               sa.or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= now))
+        .order_by(Job.priority.desc(), Job.created_at, Job.id)
+        .limit(1)
+        .with_for_update(of=Job, skip_locked=True)
+    )
+    if paused:
+        query = query.where(Job.report.not_in(paused))
+    return db.session.execute(query).scalar_one_or_none()
+
+
+def dispatch_quietly() -> None:
+    """``dispatch_ready`` for callers whose own work is done: a failure is logged, the clock tries again."""
+    try:
+        dispatch_ready()
+    except Exception:  # noqa: BLE001 - the next clock tick dispatches what this call could not
+        log.warning("dispatch failed; the clock will retry", exc_info=True)

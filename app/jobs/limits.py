@@ -1,4 +1,4 @@
-"""Backpressure per owner: a cap on jobs waiting or running, and on jobs created per minute."""
+"""Backpressure per owner: a cap on unfinished jobs (waiting or running), and on jobs created per minute."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ from flask import current_app
 
 from app.extensions import db
 from app.jobs.models import Job, utcnow
-from app.jobs.states import ACTIVE_STATES
+from app.jobs.slots import OwnerQueue
 
 WINDOW = timedelta(minutes=1)
 
@@ -30,8 +30,8 @@ def check_owner_limits(owner: str) -> None:
     makes check-then-insert atomic, so two racing requests cannot both slip under the cap.
     """
     cfg = current_app.config
-    max_active, per_minute = cfg["LONGRUN_MAX_ACTIVE_PER_OWNER"], cfg["LONGRUN_MAX_JOBS_PER_MINUTE"]
-    if max_active <= 0 and per_minute <= 0:
+    max_unfinished, per_minute = cfg["LONGRUN_MAX_WAITING_PER_OWNER"], cfg["LONGRUN_MAX_JOBS_PER_MINUTE"]
+    if max_unfinished <= 0 and per_minute <= 0:
         return
     if db.engine.dialect.name == "postgresql":
         # Its own statement: a statement's snapshot is taken before it waits, so the counts below must
@@ -39,16 +39,16 @@ def check_owner_limits(owner: str) -> None:
         db.session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(owner))))
     since = utcnow() - WINDOW
     mine = Job.owner == owner
-    # Both counts in one round trip.
-    active, recent, oldest = db.session.execute(sa.select(
-        sa.select(sa.func.count()).where(mine, Job.state.in_([s.value for s in ACTIVE_STATES]))
-        .scalar_subquery(),
+    # One round trip: the owner's line (kept at write time) and its jobs of the last minute (index range).
+    unfinished, recent, oldest = db.session.execute(sa.select(
+        sa.select(OwnerQueue.waiting + OwnerQueue.inflight).where(OwnerQueue.owner == owner).scalar_subquery(),
         sa.select(sa.func.count()).where(mine, Job.created_at > since).scalar_subquery(),
         sa.select(sa.func.min(Job.created_at)).where(mine, Job.created_at > since).scalar_subquery(),
     )).one()
-    if 0 < max_active <= active:
-        raise Throttled(f"You already have {active} jobs waiting or running (the limit is {max_active}). "
-                        "Wait for one to finish, or cancel one, then try again.", retry_after=5)
+    unfinished = unfinished or 0
+    if 0 < max_unfinished <= unfinished:
+        raise Throttled(f"You already have {unfinished} jobs waiting or running (the limit is {max_unfinished}). "
+                        "Wait for some to finish, or cancel some, then try again.", retry_after=5)
     if 0 < per_minute <= recent:
         wait = math.ceil((oldest + WINDOW - utcnow()).total_seconds()) if oldest else 60
         raise Throttled(f"You started {recent} jobs in the last minute (the limit is {per_minute}); "

@@ -45,6 +45,8 @@ class Job(db.Model):
     params: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     state: Mapped[str] = mapped_column(sa.String(16), default=JobState.ENQUEUED.value)
     api_version: Mapped[str] = mapped_column(sa.String(8), default="v2")
+    # 0 (lowest) to 9 (highest): who goes first within an owner's turn (app/jobs/priority.py).
+    priority: Mapped[int] = mapped_column(sa.SmallInteger, default=5, server_default="5")
 
     progress: Mapped[float] = mapped_column(sa.Float, default=0.0)
     progress_done: Mapped[int | None] = mapped_column(sa.BigInteger)

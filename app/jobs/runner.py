@@ -6,7 +6,6 @@ import os
 import random
 import socket
 import traceback
-from dataclasses import dataclass
 from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -15,6 +14,7 @@ from flask import current_app
 from app.extensions import db
 from app.jobs.budget import memory_budget
 from app.jobs.context import JobContext, Watcher, worker_ref
+from app.jobs.dispatch import dispatch_quietly
 from app.jobs.lifecycle import JobSuperseded, append_event, lock_job, transition
 from app.jobs.models import Job, JobResult, utcnow
 from app.jobs.states import FINAL_STATES, JobState
@@ -27,13 +27,6 @@ from app.telemetry.logs import current_job_id
 log = logging.getLogger(__name__)
 
 TRACEBACK_CHARS = 20_000
-
-
-@dataclass(frozen=True)
-class RetryLater:
-    """The attempt failed and another is due after ``countdown`` seconds."""
-
-    countdown: float
 
 
 def backoff_seconds(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -116,35 +109,37 @@ def _owned(job_id: str, task_id: str) -> Job:
     return job
 
 
-def run_attempt(job_id: str, task_id: str) -> RetryLater | None:
-    """Run one attempt of the job; return ``RetryLater`` when the caller must schedule another."""
+def run_attempt(job_id: str, task_id: str) -> None:
+    """Run one attempt of the job, then hand the freed slot to the next job in line."""
     token = current_job_id.set(job_id)
     try:
-        return _run_claimed(job_id, task_id)
+        _run_claimed(job_id, task_id)
     finally:
         current_job_id.reset(token)
+    # Whatever happened (ran, cancelled before it ran, a stale message), a slot may be free now.
+    dispatch_quietly()
 
 
-def _run_claimed(job_id: str, task_id: str) -> RetryLater | None:
+def _run_claimed(job_id: str, task_id: str) -> None:
+    """Run the attempt this message carries, if it is still the job's to run."""
     job = claim(job_id, task_id)
     if job is None:
-        return None
+        return
     cfg = current_app.config
     watcher = Watcher(db.engine, job.id, task_id, cfg["LONGRUN_CANCEL_POLL_SECONDS"], cfg["LONGRUN_HEARTBEAT_SECONDS"])
     watcher.start()
     ctx = JobContext(job, task_id, watcher)
     try:
-        return _run_and_record(job, ctx, task_id)
+        _run_and_record(job, ctx, task_id)
     except JobSuperseded:
         log.warning("job %s was taken over or ended elsewhere; attempt %s stops", job_id, ctx.attempt)
         db.session.rollback()
-        return None
     finally:
         watcher.stop()
         ctx.close()
 
 
-def _run_and_record(job: Job, ctx: JobContext, task_id: str) -> RetryLater | None:
+def _run_and_record(job: Job, ctx: JobContext, task_id: str) -> None:
     job_id = str(job.id)
     try:
         report = get_report(job.report)
@@ -216,7 +211,7 @@ def _flush_quietly(ctx: JobContext) -> None:
         log.warning("could not write the last progress of job %s", ctx.job_id, exc_info=True)
 
 
-def _record_failure(job_id: str, task_id: str, ctx: JobContext, exc: Exception) -> RetryLater | None:
+def _record_failure(job_id: str, task_id: str, ctx: JobContext, exc: Exception) -> None:
     db.session.rollback()
     _flush_quietly(ctx)
     tb = "".join(traceback.format_exception(exc))
@@ -229,12 +224,14 @@ def _record_failure(job_id: str, task_id: str, ctx: JobContext, exc: Exception) 
 
         def schedule(j: Job) -> None:
             _set_error(j, kind, text, tb)
+            # Back to waiting, due after the backoff: the dispatcher hands it out then, in its owner's turn.
             j.next_attempt_at = utcnow() + timedelta(seconds=delay)
+            j.dispatched_at = None
 
         transition(locked.id, JobState.RETRYING,
                    f"Attempt {locked.attempts} of {locked.max_attempts} failed ({kind}: {text}); retrying in {delay:.1f} s",
                    job=locked, update=schedule)
-        return RetryLater(delay)
+        return None
     transition(locked.id, JobState.FAILED, f"Failed after {locked.attempts} attempts: {kind}: {text}", job=locked,
                update=lambda j: _set_error(j, kind, text, tb))
     return None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -15,12 +16,15 @@ from app.jobs.counters import record_transition
 from app.jobs.lifecycle import append_event, commit_and_publish, lock_job, transition
 from app.jobs.limits import Throttled, check_owner_limits
 from app.jobs.models import Job, utcnow
+from app.jobs.priority import resolve as resolve_priority
 from app.jobs.states import FINAL_STATES, JobState
 from app.reports import get_report
 from app.reports.params import to_json_params
 from app.retention.models import PurgedJob
 from app.retention.purge import tombstone
 from app.telemetry.tracing import current_trace_id
+
+log = logging.getLogger(__name__)
 
 
 class JobConflict(Exception):
@@ -80,13 +84,17 @@ def submit_job(
     *,
     api_version: str = "v2",
     idempotency_key: str | None = None,
+    priority: object = None,
+    allowance: int | None = None,
 ) -> Submission:
-    """Validate, persist (committed first) and publish a job.
+    """Validate and persist (committed first) a job, then let the dispatcher hand it out if a slot is free.
 
-    Raises ``UnknownReport``, ``ParamsInvalid``, ``IdempotencyMismatch`` or ``Throttled``.
+    ``priority``: what the request asks for, at most ``allowance`` (default: the report's own priority).
+    Raises ``UnknownReport``, ``ParamsInvalid``, ``PriorityInvalid``, ``IdempotencyMismatch`` or ``Throttled``.
     """
     report = get_report(report_name)
     params = to_json_params(report.validate(raw_params))
+    rank = resolve_priority(priority, report.priority if allowance is None else allowance)
     digest = fingerprint(report.name, params)
     if idempotency_key is not None:
         existing = _find_idempotent(owner, idempotency_key, digest)
@@ -105,10 +113,11 @@ def submit_job(
         state=JobState.ENQUEUED.value,
         api_version=api_version,
         max_attempts=report.max_attempts,
+        priority=rank,
         idempotency_key=idempotency_key,
         request_fingerprint=digest,
-        celery_task_id=dispatch.new_task_id(),
-        dispatched_at=utcnow(),
+        celery_task_id=None,
+        dispatched_at=None,  # waiting: the dispatcher decides when it goes to a worker
         trace_id=current_trace_id(),
         last_seq=0,
         progress=0.0,
@@ -127,10 +136,18 @@ def submit_job(
         if existing is None:
             raise
         return Submission(existing, created=False, dispatched=True)
-    published = dispatch.publish(job)
-    if not published:
-        dispatch.mark_undispatched(job)
-    return Submission(job, created=True, dispatched=published)
+    # An idle deployment starts the job now; a busy one keeps it waiting in line (fair dispatch).
+    published = _dispatch_after_commit()
+    return Submission(job, created=True, dispatched=any(j.id == job.id for j in published))
+
+
+def _dispatch_after_commit() -> list[Job]:
+    """Hand out free slots now; the job is safe in PostgreSQL whatever happens, and the clock retries."""
+    try:
+        return dispatch.dispatch_ready()
+    except Exception:  # noqa: BLE001 - never fail a request whose job is already committed
+        log.warning("dispatch after commit failed; the clock will dispatch", exc_info=True)
+        return []
 
 
 def _find_idempotent(owner: str, key: str, digest: str) -> Job | None:
@@ -188,14 +205,14 @@ def retry_job(job: Job, by: str = "owner") -> Job:
         j.error_type = j.error_message = j.error_traceback = None
         j.finished_at = None
         j.heartbeat_at = None
-        j.celery_task_id = dispatch.new_task_id()
-        j.dispatched_at = utcnow()
+        j.next_attempt_at = None
+        # Back in its owner's line with its priority and its original place (created_at): before newer jobs.
+        j.dispatched_at = None
         if j.result is not None:
             db.session.delete(j.result)
 
     transition(locked.id, JobState.ENQUEUED, f"Requeued by {by}", job=locked, update=reset)
-    if not dispatch.publish(locked):
-        dispatch.mark_undispatched(locked)
+    _dispatch_after_commit()
     return locked
 
 

@@ -20,8 +20,6 @@ from app.jobs.states import JobState
 log = logging.getLogger(__name__)
 
 BATCH = 200
-# A job created this recently may still be in the middle of its own publish.
-PUBLISH_GRACE = timedelta(seconds=5)
 # A message published this long ago and found nowhere in the broker is lost (re-published within ~25 s).
 LOST_AFTER = timedelta(seconds=15)
 
@@ -53,7 +51,7 @@ def _matching(condition) -> Iterator[Job]:  # noqa: ANN001 - a SQLAlchemy clause
 
 
 def sweep() -> SweepReport:
-    """Re-publish jobs whose message was lost and rescue jobs whose worker died."""
+    """Send jobs whose message was lost back to waiting, and rescue jobs whose worker died."""
     report = SweepReport()
     cfg = current_app.config
     try:
@@ -64,10 +62,8 @@ def sweep() -> SweepReport:
     now = utcnow()
     stale_after = timedelta(seconds=cfg["LONGRUN_STALE_AFTER_SECONDS"])
     for job in _matching(_lost_condition(broker, now)):
-        due = job.next_attempt_at
-        countdown = max(0.0, (due - utcnow()).total_seconds()) if due else None
-        if dispatch.redispatch(job, countdown or None):
-            report.redispatched += 1
+        dispatch.mark_undispatched(job)  # the dispatcher hands it out again, first in its owner's line
+        report.redispatched += 1
 
     orphaned = (Job.state == JobState.PROCESSING.value) & (
         Job.heartbeat_at.is_(None) | (Job.heartbeat_at < now - stale_after)
@@ -81,26 +77,21 @@ def sweep() -> SweepReport:
 
 
 def _lost_condition(broker: BrokerView, now: datetime) -> ColumnElement[bool]:
-    """Waiting jobs whose message is provably gone, whatever their age.
+    """Dispatched jobs whose message is provably gone, whatever their age.
 
-    A publish that failed (``dispatched_at`` is NULL); an Enqueued job published more than ``LOST_AFTER`` ago
-    whose message is neither in the queue nor with a worker, or sits with a worker that has not started it
-    (a live worker with a free slot claims within milliseconds: the one holding it died or hangs); a retry
-    that is overdue. Each is re-checked under its row lock, and a new task id makes any straggler stale.
+    Handed to Celery more than ``LOST_AFTER`` ago and not started, with a message neither in the queue nor
+    with a worker — or sitting with a worker that has not started it for twice that long (a live worker with
+    a free slot claims within milliseconds: the one holding it died or hangs). Each is re-checked under its row
+    lock; a straggling message that turns up later still runs the job at most once (claim checks the row).
     """
-    unsent = Job.dispatched_at.is_(None)
-    published_long_ago = (Job.state == JobState.ENQUEUED.value) & (Job.dispatched_at < now - LOST_AFTER)
+    dispatched_long_ago = Job.state.in_(dispatch.WAITING_STATES) & (Job.dispatched_at < now - LOST_AFTER)
     suspects = db.session.execute(
-        db.select(Job.id, Job.celery_task_id).where(published_long_ago).limit(BATCH * 10)
+        db.select(Job.id, Job.celery_task_id).where(dispatched_long_ago).limit(BATCH * 10)
     ).all()
     db.session.rollback()
     lost = [job_id for job_id, task_id in suspects
             if not broker.holds(task_id) or broker.held_longer_than(task_id, 2 * LOST_AFTER.total_seconds())]
-    stale_after = timedelta(seconds=current_app.config["LONGRUN_STALE_AFTER_SECONDS"])
-    overdue_retry = (Job.state == JobState.RETRYING.value) & (Job.next_attempt_at < now - stale_after)
-    waiting = Job.state.in_([JobState.ENQUEUED.value, JobState.RETRYING.value])
-    enqueued_unsent = waiting & unsent & (Job.created_at < now - PUBLISH_GRACE)
-    return enqueued_unsent | overdue_retry | (published_long_ago & Job.id.in_(lost))
+    return dispatched_long_ago & Job.id.in_(lost)
 
 
 def _rescue(job: Job, report: SweepReport) -> None:
@@ -122,9 +113,9 @@ def _rescue(job: Job, report: SweepReport) -> None:
 
     def requeue(j: Job) -> None:
         j.next_attempt_at = utcnow()
+        j.dispatched_at = None  # waiting again; the dispatcher gives it a new task id when its turn comes
         j.error_type = "WorkerLost"
         j.error_message = f"The worker running attempt {j.attempts} stopped responding ({why})"
 
     transition(job.id, JobState.RETRYING, f"Attempt {job.attempts} lost ({why}); retrying", job=job, update=requeue)
-    if dispatch.redispatch(job):
-        report.orphans_retried += 1
+    report.orphans_retried += 1

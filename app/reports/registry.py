@@ -23,6 +23,8 @@ class Report:
     time_limit: int | None = None
     # Address-space budget for one attempt (MB); None means LONGRUN_JOB_MEMORY_MB.
     memory_limit_mb: int | None = None
+    # Priority of an interactive request (0-9, app/jobs/priority.py); a request may ask for less, never more.
+    priority: int = 7
 
     def validate(self, raw: Any) -> dict[str, Any]:
         """Validated, typed parameters for this report."""
@@ -35,6 +37,7 @@ class Report:
             "title": self.title,
             "description": self.description,
             "max_attempts": self.max_attempts,
+            "priority": self.priority,
             "params": [p.describe() for p in self.params],
         }
 
@@ -59,16 +62,19 @@ def report(
     max_attempts: int = 3,
     time_limit: int | None = None,
     memory_limit_mb: int | None = None,
+    priority: int = 7,
 ) -> Callable[[ReportFunc], ReportFunc]:
     """Register the decorated function as report ``name``."""
     if max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
+    if not 0 <= priority <= 9:
+        raise ValueError("priority must be from 0 to 9")
 
     def decorate(func: ReportFunc) -> ReportFunc:
         if name in _REGISTRY and _REGISTRY[name].func is not func:
             raise ValueError(f"report {name!r} is registered twice")
         _REGISTRY[name] = Report(name, func, title, description or (func.__doc__ or "").strip(),
-                                 params, max_attempts, time_limit, memory_limit_mb)
+                                 params, max_attempts, time_limit, memory_limit_mb, priority)
         return func
 
     return decorate

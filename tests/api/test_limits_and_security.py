@@ -12,8 +12,9 @@ def _long_job(client) -> str:
     return submit(client, duration_seconds=30, steps=30)["id"]
 
 
-def test_active_job_limit_answers_429_and_creates_nothing(client):
-    ids = [_long_job(client) for _ in range(5)]  # the default limit: 5 waiting or running
+def test_unfinished_job_limit_answers_429_and_creates_nothing(app):
+    client = create_app({"LONGRUN_MAX_WAITING_PER_OWNER": 5}).test_client()
+    ids = [_long_job(client) for _ in range(5)]  # the limit: 5 waiting or running
     try:
         response = client.post("/reports/v2", json={})
         assert response.status_code == 429 and response.mimetype == "application/problem+json"
@@ -34,7 +35,7 @@ def test_active_job_limit_answers_429_and_creates_nothing(client):
 
 
 def test_concurrent_requests_cannot_slip_past_the_limit(app):
-    racer = app.test_client()
+    racer = create_app({"LONGRUN_MAX_WAITING_PER_OWNER": 5}).test_client()
     racer.get("/jobs")  # one owner, shared cookie
     statuses: list[int] = []
 
@@ -55,7 +56,7 @@ def test_concurrent_requests_cannot_slip_past_the_limit(app):
 
 
 def test_creation_rate_limit(app):
-    limited = create_app({"LONGRUN_MAX_JOBS_PER_MINUTE": 3, "LONGRUN_MAX_ACTIVE_PER_OWNER": 0})
+    limited = create_app({"LONGRUN_MAX_JOBS_PER_MINUTE": 3, "LONGRUN_MAX_WAITING_PER_OWNER": 0})
     client = limited.test_client()
     ids = [client.post("/reports/v2", json={"params": {"duration_seconds": 0}}).get_json()["id"] for _ in range(3)]
     response = client.post("/reports/v2", json={})

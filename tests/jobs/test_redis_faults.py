@@ -80,7 +80,7 @@ class Instance:
     def __init__(self, name: str, redis_url: str) -> None:
         # 50 jobs at once from one owner: the per-owner limits are not what this test is about.
         self.env = {"REDIS_URL": redis_url, "DATABASE_URL": isolated_database(name),
-                    "LONGRUN_MAX_ACTIVE_PER_OWNER": "0", "LONGRUN_MAX_JOBS_PER_MINUTE": "0"}
+                    "LONGRUN_MAX_WAITING_PER_OWNER": "0", "LONGRUN_MAX_JOBS_PER_MINUTE": "0"}
         self.web = WebServer(name, self.env)
         self.worker = WorkerProcess(name, self.env, concurrency=2)
         created = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi:app", "tokens", "create", "alice"],

@@ -1,0 +1,137 @@
+"""Who waits and who runs, per owner, kept at write time; paused dispatch.
+
+A job *waits* while it is Enqueued or Retrying and not yet handed to Celery (``dispatched_at`` is NULL), and is
+*in flight* from its dispatch until it leaves Processing. Every ORM change of a job's state or dispatch moves it
+between those classes, and a session hook adds the difference to its owner's ``owner_queues`` row in the same
+transaction: the dispatcher reads one row per owner instead of counting jobs, whatever the queue length.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
+
+from app.extensions import db
+from app.jobs.models import Job, UTCDateTime, utcnow
+from app.jobs.states import JobState
+
+WAITING, IN_FLIGHT = "waiting", "inflight"
+_DISPATCHABLE = (JobState.ENQUEUED.value, JobState.RETRYING.value)
+_PENDING = "longrun.owner_queue_deltas"
+# The whole deployment (a pause of every report) in ``dispatch_pauses``.
+ALL_REPORTS = "*"
+
+
+class OwnerQueue(db.Model):
+    """One owner's line: how many of its jobs wait, how many are in flight, and when it was last served."""
+
+    __tablename__ = "owner_queues"
+
+    owner: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    waiting: Mapped[int] = mapped_column(sa.Integer, default=0)
+    inflight: Mapped[int] = mapped_column(sa.Integer, default=0)
+    # Round robin: the owner served longest ago goes first (never served: first of all).
+    served_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        sa.Index("ix_owner_queues_turn", "served_at", postgresql_where=sa.text("waiting > 0"),
+                 sqlite_where=sa.text("waiting > 0")),
+    )
+
+
+class DispatchPause(db.Model):
+    """Dispatch paused for one report, or for every report (``*``): waiting jobs stay waiting."""
+
+    __tablename__ = "dispatch_pauses"
+
+    scope: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    paused_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    paused_by: Mapped[str] = mapped_column(sa.String(128))
+
+
+# The dispatcher's lookup of an owner's next job: only waiting rows are in it, in the order they go out.
+sa.Index("ix_jobs_waiting_turn", Job.owner, Job.priority.desc(), Job.created_at, Job.id,
+         postgresql_where=sa.text("dispatched_at IS NULL AND state IN ('Enqueued', 'Retrying')"),
+         sqlite_where=sa.text("dispatched_at IS NULL AND state IN ('Enqueued', 'Retrying')"))
+
+
+def slot_class(state: str | None, dispatched_at: datetime | None) -> str | None:
+    """``waiting``, ``inflight`` or None (final, or not a job) for a job's state and dispatch time."""
+    if state in _DISPATCHABLE:
+        return WAITING if dispatched_at is None else IN_FLIGHT
+    return IN_FLIGHT if state == JobState.PROCESSING.value else None
+
+
+def _move(job: Job, deleted: bool) -> tuple[str | None, str | None]:
+    """The job's class as last loaded or flushed, and as this flush leaves it."""
+    insp = sa.inspect(job)
+    after = None if deleted else slot_class(job.state, job.dispatched_at)
+    if insp.pending:
+        return None, after
+
+    def old(name: str) -> object:
+        history = insp.attrs[name].history
+        return (history.deleted or history.unchanged or [getattr(job, name)])[0]
+
+    return slot_class(old("state"), old("dispatched_at")), after
+
+
+@event.listens_for(db.session, "before_flush")
+def _count_moves(session: Session, _context: object, _instances: object) -> None:
+    """Note how each job about to be written moves between waiting and in flight."""
+    pending: dict[str, dict[str, int]] = session.info.setdefault(_PENDING, {})
+    for job in _jobs(session.new, session.dirty, session.deleted):
+        before, after = _move(job, deleted=job in session.deleted)
+        if before == after:
+            continue
+        row = pending.setdefault(job.owner, {WAITING: 0, IN_FLIGHT: 0})
+        if before:
+            row[before] -= 1
+        if after:
+            row[after] += 1
+
+
+def _jobs(*collections: Iterable[object]) -> Iterable[Job]:
+    seen: set[int] = set()
+    for collection in collections:
+        for obj in collection:
+            if isinstance(obj, Job) and id(obj) not in seen:
+                seen.add(id(obj))
+                yield obj
+
+
+@event.listens_for(db.session, "before_commit")
+def _write_moves(session: Session) -> None:
+    """Add this transaction's moves to the owners' rows, in owner order (no lock cycle between writers)."""
+    session.flush()
+    pending = session.info.pop(_PENDING, None) or {}
+    rows = [{"owner": owner, WAITING: d[WAITING], IN_FLIGHT: d[IN_FLIGHT]}
+            for owner, d in sorted(pending.items()) if d[WAITING] or d[IN_FLIGHT]]
+    if rows:
+        session.execute(_upsert(session.get_bind().dialect.name, rows))
+
+
+@event.listens_for(db.session, "after_transaction_end")
+def _forget_moves(session: Session, transaction: SessionTransaction) -> None:
+    """A rolled-back transaction moved nothing."""
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
+
+
+def _upsert(dialect: str, rows: list[dict]) -> sa.Insert:
+    table = OwnerQueue.__table__
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table).values(rows)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.owner],
+        set_={WAITING: table.c.waiting + stmt.excluded.waiting, IN_FLIGHT: table.c.inflight + stmt.excluded.inflight},
+    )
+
+
+def paused_scopes() -> dict[str, DispatchPause]:
+    """What is paused now: ``*`` (everything) and/or report names."""
+    return {p.scope: p for p in db.session.execute(sa.select(DispatchPause)).scalars()}
