@@ -38,16 +38,46 @@ def worker_exit(server, worker):  # noqa: ANN001, ARG001 - gunicorn hook signatu
 
 
 def post_worker_init(worker):  # noqa: ANN001 - gunicorn hook signature
-    """On SIGTERM, close notification sockets with 1012 first, so the worker is not held for graceful_timeout."""
+    """On SIGTERM, close notification sockets with 1012 first, so the worker is not held for graceful_timeout;
+    act once on SIGINT/SIGQUIT (see ``worker_int``)."""
     import signal
 
+    from app.realtime import shutdown
+
+    shutdown.arm()
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_term(signum, frame):  # noqa: ANN001
-        from app.realtime.hub import begin_shutdown
-
-        begin_shutdown()
+        shutdown.request()  # lock-free: a second SIGTERM may interrupt this handler
         if callable(previous):
             previous(signum, frame)
 
     signal.signal(signal.SIGTERM, on_term)
+
+    # Ctrl-C's SIGINT and the master's SIGQUIT reach a worker together; gunicorn's quit handler is not
+    # reentrant (it takes the thread pool's lock, then exits): run it for the first of them only.
+    quit_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGQUIT)}
+    quitting: list[int] = []
+
+    def on_quit(signum, frame):  # noqa: ANN001
+        if quitting:
+            return
+        quitting.append(signum)
+        if callable(quit_handlers[signum]):
+            quit_handlers[signum](signum, frame)
+
+    for sig in quit_handlers:
+        signal.signal(sig, on_quit)
+
+
+def worker_int(worker):  # noqa: ANN001, ARG001 - gunicorn hook signature
+    """On SIGINT or SIGQUIT (quick shutdown), close notification sockets with 1012 before the worker exits.
+
+    Ctrl-C in a terminal sends SIGINT to every process of the group, so workers get it directly (and the
+    master's SIGQUIT right after). gunicorn calls this hook, then ``sys.exit``: the exiting interpreter waits
+    for the socket threads, which end only when told to -- without this the master waited graceful_timeout
+    and SIGKILLed the worker.
+    """
+    from app.realtime import shutdown
+
+    shutdown.request()
