@@ -76,6 +76,7 @@ def pause() -> Response:
     if db.session.get(DispatchPause, scope) is None:
         db.session.add(DispatchPause(scope=scope, paused_at=utcnow(), paused_by=g.role))
         db.session.commit()
+        dispatch.announce_queue_moved()  # waiting jobs now show "paused"
     return _answer()
 
 
@@ -86,4 +87,5 @@ def resume() -> Response:
     db.session.execute(sa.delete(DispatchPause).where(DispatchPause.scope == scope))
     db.session.commit()
     dispatch.dispatch_quietly()
+    dispatch.announce_queue_moved()
     return _answer()

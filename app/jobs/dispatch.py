@@ -22,6 +22,7 @@ from app.jobs import capacity, slots
 from app.jobs.models import Job, utcnow
 from app.jobs.slots import ALL_REPORTS, OwnerQueue
 from app.jobs.states import JobState
+from app.realtime.channels import Namespace, publish_queue_moved
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,15 @@ def dispatch_ready() -> list[Job]:
             published.append(job)
         else:
             mark_undispatched(job)
+    if published:
+        announce_queue_moved()
     return published
+
+
+def announce_queue_moved() -> None:
+    """Places in line changed: web processes push the new ones to the sockets showing waiting jobs."""
+    cfg = current_app.config
+    publish_queue_moved(cfg["REDIS_URL"], Namespace.of(cfg))
 
 
 def _choose() -> list[Job]:

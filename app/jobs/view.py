@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from app.jobs.models import Job
+from app.jobs.position import QueuePlace, ordinal
 from app.jobs.states import JobState
 from app.realtime.channels import JobEventMessage
 
@@ -39,6 +40,8 @@ class JobView:
     finished_at: datetime | None
     last_seq: int
     trace_id: str | None = None
+    # A waiting job's place in line (single-job renderings compute it; lists and live events leave it out).
+    place: QueuePlace | None = None
 
     @property
     def final(self) -> bool:
@@ -76,9 +79,17 @@ class JobView:
         """Element id of the status fragment."""
         return dom_id(self.id)
 
+    @property
+    def place_text(self) -> str | None:
+        """"3rd in line", with the predicted start when it can be told."""
+        if self.place is None:
+            return None
+        line = f"{ordinal(self.place.position)} in line"
+        return line + " — dispatch is paused" if self.place.paused else line
+
     @classmethod
-    def from_job(cls, job: Job) -> "JobView":
-        """From a database row."""
+    def from_job(cls, job: Job, place: QueuePlace | None = None) -> "JobView":
+        """From a database row (with its place in line when the caller computed it)."""
         return cls(
             id=str(job.id), report=job.report, state=job.state, progress=job.progress or 0.0,
             done=job.progress_done, total=job.progress_total, message=job.progress_message,
@@ -86,7 +97,7 @@ class JobView:
             error=f"{job.error_type}: {job.error_message}" if job.error_type else None,
             has_result=job.state == JobState.SUCCEEDED.value and job.result is not None,
             created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
-            last_seq=job.last_seq, trace_id=job.trace_id,
+            last_seq=job.last_seq, trace_id=job.trace_id, place=place,
         )
 
     @classmethod

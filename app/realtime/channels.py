@@ -43,6 +43,11 @@ class Namespace:
         return self.prefix + "job-events"
 
     @property
+    def queue_moves(self) -> str:
+        """A bare notice that the line moved (jobs handed out, dispatch paused or resumed): places changed."""
+        return self.prefix + "queue-moves"
+
+    @property
     def socket_counts(self) -> str:
         """Each web process reports its open sockets under this prefix, in its own expiring key."""
         return self.prefix + "sockets:"
@@ -159,6 +164,8 @@ SOCKET_FRAME_KEYS: dict[str, frozenset[str]] = {
     "event": frozenset(JobEventMessage.__dataclass_fields__) - {"owner"} | {"type", "replay"},
     # A client message we could not act on; "jobs" lists the job ids it concerns (often none).
     "error": frozenset({"type", "error", "detail", "jobs"}),
+    # A waiting job's place in line, pushed when the line moves (app.jobs.position.QueuePlace).
+    "queue": frozenset({"type", "job_id", "position", "predicted_start", "paused"}),
 }
 
 
@@ -173,6 +180,19 @@ def event_frame(message: JobEventMessage, replay: bool) -> str:
     body = {key: value for key, value in vars(message).items() if key in keys}
     body.update(type="event", replay=replay)
     return json.dumps(body)
+
+
+def queue_frame(job_id: str, place: dict[str, Any]) -> str:
+    """A ``queue`` frame: where a waiting job stands now (``place`` is ``QueuePlace.to_json()``)."""
+    return json.dumps({"type": "queue", "job_id": job_id, **place})
+
+
+def publish_queue_moved(url: str, namespace: Namespace) -> None:
+    """Tell every web process that places in line changed (they recompute for the sockets that care)."""
+    try:
+        redis_client(url).publish(namespace.queue_moves, "1")
+    except redis.RedisError as exc:
+        log.warning("could not announce a queue move: %s", exc)  # sockets re-read on their quiet resync
 
 
 def error_frame(code: str, detail: str, jobs: list[str] | tuple[str, ...] = ()) -> str:

@@ -28,6 +28,10 @@ class Resync:
 RESYNC = Resync()
 # Queue marker: something other than an event needs the socket's thread (a client message, a close).
 WAKE = object()
+# Queue marker: the line moved; the socket re-reads the places of the waiting jobs it shows.
+QUEUE_MOVED = object()
+# Places are pushed at most this often per process, however fast the line moves.
+QUEUE_PUSH_SECONDS = 1.0
 
 
 @dataclass(eq=False)
@@ -37,6 +41,8 @@ class Subscriber:
     owner: str | None  # None: operator watching every owner
     job_ids: set[str] = field(default_factory=set)
     all_jobs: bool = False
+    # Jobs this socket shows that wait in line (kept by the session): only these sockets hear of queue moves.
+    waiting: set[str] = field(default_factory=set)
     inbox: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=QUEUE_SIZE))
 
     def wants(self, message: JobEventMessage) -> bool:
@@ -130,6 +136,13 @@ class Hub:
             if subscriber.wants(message):
                 subscriber.offer(message)
 
+    def _tell_waiting(self) -> None:
+        """Wake every socket that shows a waiting job: its place changed."""
+        with self._lock:
+            targets = [s for s in self._subscribers if s.waiting]
+        for subscriber in targets:
+            subscriber.offer(QUEUE_MOVED)
+
     def _resync_all(self) -> None:
         with self._lock:
             targets = list(self._subscribers)
@@ -157,7 +170,7 @@ class Hub:
                 client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=5,
                                               health_check_interval=10)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(self.namespace.job_events)
+                pubsub.subscribe(self.namespace.job_events, self.namespace.queue_moves)
                 self.connected.set()
                 if not first:
                     # Whatever was published while we were away is only in PostgreSQL now.
@@ -178,14 +191,22 @@ class Hub:
 
     def _pump(self, pubsub: redis.client.PubSub, client: redis.Redis) -> None:
         last_check = 0.0
+        moved, last_push = False, 0.0
+        moves = self.namespace.queue_moves.encode()
         while not self._stop.is_set():
             # A bounded wait, never listen(): a half-open connection must not hang us forever.
-            raw = pubsub.get_message(timeout=1.0)
+            raw = pubsub.get_message(timeout=QUEUE_PUSH_SECONDS if moved else 1.0)
             if raw is not None and raw.get("type") == "message":
-                try:
-                    self.route(JobEventMessage.from_json(raw["data"]))
-                except (ValueError, TypeError) as exc:
-                    log.warning("ignoring malformed event: %s", exc)
+                if raw.get("channel") == moves:
+                    moved = True
+                else:
+                    try:
+                        self.route(JobEventMessage.from_json(raw["data"]))
+                    except (ValueError, TypeError) as exc:
+                        log.warning("ignoring malformed event: %s", exc)
+            if moved and time.monotonic() - last_push >= QUEUE_PUSH_SECONDS:
+                self._tell_waiting()
+                moved, last_push = False, time.monotonic()
             if time.monotonic() - last_check > 10:
                 pubsub.check_health()
                 self._report_sockets(client)

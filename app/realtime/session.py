@@ -19,11 +19,12 @@ from app.api.serializers import job_json
 from app.extensions import db
 from app.jobs.models import Job, JobEvent, utcnow
 from app.jobs.service import parse_job_id
-from app.jobs.states import ACTIVE_STATES
+from app.jobs.states import ACTIVE_STATES, JobState
 from app.jobs.view import JobView
 from app.owners.capability import grants_read
-from app.realtime.channels import JobEventMessage, error_frame, event_frame, snapshot_frame
-from app.realtime.hub import RESYNC, WAKE, Hub, Subscriber
+from app.jobs.position import queue_place
+from app.realtime.channels import JobEventMessage, error_frame, event_frame, queue_frame, snapshot_frame
+from app.realtime.hub import QUEUE_MOVED, RESYNC, WAKE, Hub, Subscriber
 from app.realtime.transport import CLOSE_LINGER_SECONDS
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 QUIET_RESYNC_SECONDS = 30.0
 # Jobs one socket watches, and so the most one subscribe message may name.
 MAX_JOBS_PER_SOCKET = 100
+WAITING_STATES = frozenset({JobState.ENQUEUED.value, JobState.RETRYING.value})
 RECENT_JOBS_ON_SUBSCRIBE = 20
 
 
@@ -150,6 +152,8 @@ class NotificationSession:
         while True:
             if item is RESYNC:
                 self.resync()
+            elif item is QUEUE_MOVED:
+                self.push_places()
             elif item is not WAKE:
                 self.deliver(item)
             try:
@@ -335,22 +339,48 @@ class NotificationSession:
         for event in events:
             self.send_event(recorded_message(job, event), replay=True)
 
+    # -- places in line ---------------------------------------------------------
+    def _note_state(self, job_id: str, state: str) -> None:
+        """Keep the set of shown jobs that wait in line (the hub wakes this socket when the line moves)."""
+        if state in WAITING_STATES:
+            self.subscriber.waiting.add(job_id)
+        else:
+            self.subscriber.waiting.discard(job_id)
+
+    def push_places(self) -> None:
+        """The line moved: send each waiting job's new place (JSON ``queue`` frame, or its redrawn status)."""
+        try:
+            ids = [uuid.UUID(j) for j in list(self.subscriber.waiting)]
+            for job in db.session.execute(db.select(Job).where(Job.id.in_(ids))).scalars():
+                place = queue_place(job)
+                if place is None:
+                    continue  # handed to a worker: its Processing event comes next
+                if self.fmt == "html":
+                    self._send(render_template("jobs/_status.html", view=JobView.from_job(job, place), poll=False))
+                else:
+                    self._send(queue_frame(str(job.id), place.to_json()))
+        finally:
+            db.session.remove()
+
     # -- wire formats -----------------------------------------------------------
     def send_snapshot(self, job: Job) -> None:
         """The job's whole current state."""
+        self._note_state(str(job.id), job.state)
+        place = queue_place(job)
         if self.fmt == "html":
             # Whole state: the status and the full notification list (replacing any stale copy).
             from app.web.pages import history
 
-            view = JobView.from_job(job)
+            view = JobView.from_job(job, place)
             self._send(render_template("jobs/_status.html", view=view, poll=False) + "\n" +
                        render_template("jobs/_notifications.html", view=view, events=history(job), oob=True))
         else:
             self._send(snapshot_frame(job_json(job, operator=self.owner is None,
-                                                 actions=self.owner in (None, job.owner))))
+                                                 actions=self.owner in (None, job.owner), place=place)))
 
     def send_event(self, message: JobEventMessage, replay: bool = False) -> None:
         """One event: JSON as is, or (HTML) the redrawn status plus a notification line."""
+        self._note_state(message.job_id, message.state)
         rendering = f"{self.fmt}-replay" if replay else self.fmt
         if self.fmt == "html":
             data = _wire_cache.get(message, rendering, lambda: self._render_event(message, replay))

@@ -7,6 +7,7 @@ from flask import Response, current_app, make_response, redirect, render_templat
 
 from app.extensions import db
 from app.jobs.models import Job, JobEvent
+from app.jobs.position import queue_place
 from app.jobs.service import IdempotencyMismatch, list_jobs, submit_job
 from app.jobs.view import JobView
 from app.owners.identity import current_owner
@@ -38,7 +39,7 @@ def states_seen(events: list[JobEvent]) -> list[str]:
 def status_context(job: Job) -> dict[str, Any]:
     """What ``jobs/_status.html`` needs when rendered from the database."""
     events = history(job)
-    return {"view": JobView.from_job(job), "states": states_seen(events), "events": events}
+    return {"view": JobView.from_job(job, queue_place(job)), "states": states_seen(events), "events": events}
 
 
 @bp.get("/")
