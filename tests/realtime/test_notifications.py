@@ -136,14 +136,19 @@ def test_out_of_order_event_is_gap_filled_and_releases_the_database(app, web):
     from app.jobs.counters import record_transition
     from app.jobs.lifecycle import append_event, event_message
     from app.jobs.states import JobState
-    from app.jobs.models import Job
+    from datetime import timedelta
+
+    from app.jobs.models import Job, utcnow
     from app.realtime.channels import Namespace
     from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
 
     token = app.test_cli_runner().invoke(args=["tokens", "create", "gap-owner"]).output.strip()
     with app.app_context():
+        # A heartbeat far ahead: the clock's sweep must not rescue this hand-made "running" job meanwhile
+        # (it would append its own events and race the test's numbering).
         job = Job(id=uuid.uuid4(), owner="user:gap-owner", report="demo", params={}, state="Processing",
-                  attempts=1, max_attempts=3, last_seq=0, progress=0.0)
+                  attempts=1, max_attempts=3, last_seq=0, progress=0.0,
+                  heartbeat_at=utcnow() + timedelta(hours=1))
         db.session.add(job)
         record_transition(job, None, JobState.PROCESSING)  # a row written by hand must keep the gauges true
         append_event(job, "state", "Started")
