@@ -118,7 +118,8 @@ def load_config(overrides: dict | None = None) -> dict:
         # Fair dispatch: jobs of one owner in flight at once; how often the clock dispatches (safety net).
         "LONGRUN_MAX_RUNNING_PER_OWNER": _int("LONGRUN_MAX_RUNNING_PER_OWNER", 2),
         "LONGRUN_DISPATCH_SECONDS": _float("LONGRUN_DISPATCH_SECONDS", 1.0),
-        "LONGRUN_MAX_JOBS_PER_MINUTE": _int("LONGRUN_MAX_JOBS_PER_MINUTE", 30),
+        # High enough to queue a real batch in a minute or two; a runaway client still meets a wall.
+        "LONGRUN_MAX_JOBS_PER_MINUTE": _int("LONGRUN_MAX_JOBS_PER_MINUTE", 600),
         # Retention of finished jobs (hours), like Hangfire: succeeded go soon, failed stay longer.
         "LONGRUN_KEEP_SUCCEEDED_HOURS": _float("LONGRUN_KEEP_SUCCEEDED_HOURS", 24),
         "LONGRUN_KEEP_CANCELLED_HOURS": _float("LONGRUN_KEEP_CANCELLED_HOURS", 72),

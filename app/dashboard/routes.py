@@ -9,6 +9,7 @@ from app.dashboard.access import OPERATOR, require_role
 from app.errors import ApiError
 from app.extensions import db
 from app.jobs.models import Job, JobEvent
+from app.jobs.priority import BACKGROUND
 from app.jobs.service import JobConflict, cancel_job, delete_job, parse_job_id, retry_job
 from app.reports import all_reports
 from app.web.rendering import is_htmx, render_page_or_fragment, vary
@@ -85,12 +86,15 @@ def job_detail(job_id: str) -> Response:
                                    stuck=queries.stuck_ids([job]))
 
 
-def _act(job: Job, action: str) -> None:
-    """Apply one operator action (``JobConflict`` when the job's state does not allow it)."""
+def _act(job: Job, action: str, bulk: bool = False) -> None:
+    """Apply one operator action (``JobConflict`` when the job's state does not allow it).
+
+    A bulk retry is background work: it goes back in line at low priority, behind what people wait for.
+    """
     if action == "cancel":
         cancel_job(job, by="operator")
     elif action == "retry":
-        retry_job(job, by="operator")
+        retry_job(job, by="operator", priority=BACKGROUND if bulk else None)
     else:
         delete_job(job)
 
@@ -142,7 +146,7 @@ def bulk_apply() -> Response:
         if job is None:
             continue
         try:
-            _act(job, action)
+            _act(job, action, bulk=True)
             done += 1
         except JobConflict:
             skipped += 1

@@ -180,8 +180,8 @@ def cancel_job(job: Job, by: str = "owner") -> Job:
                       update=lambda j: setattr(j, "cancel_requested", True))
 
 
-def retry_job(job: Job, by: str = "owner") -> Job:
-    """Put a failed or cancelled job back in the queue with a fresh attempt budget."""
+def retry_job(job: Job, by: str = "owner", priority: int | None = None) -> Job:
+    """Put a failed or cancelled job back in line with a fresh attempt budget (and ``priority``, if given)."""
     if by == "owner":
         try:
             check_owner_limits(job.owner)
@@ -206,6 +206,8 @@ def retry_job(job: Job, by: str = "owner") -> Job:
         j.finished_at = None
         j.heartbeat_at = None
         j.next_attempt_at = None
+        if priority is not None:
+            j.priority = priority
         # Back in its owner's line with its priority and its original place (created_at): before newer jobs.
         j.dispatched_at = None
         if j.result is not None:
