@@ -1,5 +1,6 @@
 """The seed's contract and the job lifecycle, through a real Celery worker."""
 import time
+from datetime import datetime
 
 from app.extensions import db
 from app.jobs.models import JobEvent
@@ -113,8 +114,10 @@ def test_progress_writes_are_throttled_but_the_last_value_is_kept(client, app):
             db.select(db.func.count()).select_from(JobEvent)
             .where(JobEvent.job_id == db.func.cast(job["id"], db.Uuid), JobEvent.kind == "progress")
         ).scalar_one()
-    # 1,001 ticks in ~0.5 s with a 50 ms flush interval: a few dozen writes at most.
-    assert 2 <= samples <= 40, samples
+    # 1,001 ticks with a 50 ms flush interval: at most one write per interval the attempt lasted (plus the first
+    # and the last), however slow a loaded machine made the ticks.
+    took = (datetime.fromisoformat(done["finished_at"]) - datetime.fromisoformat(done["started_at"])).total_seconds()
+    assert 2 <= samples <= took / 0.05 + 3 and samples <= 100, (samples, took)
 
 
 def test_list_is_newest_first_filterable_and_paginated(client):
