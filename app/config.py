@@ -129,6 +129,8 @@ def load_config(overrides: dict | None = None) -> dict:
         # before it lets the other duties run (it comes back at once while expired jobs are left).
         "LONGRUN_PURGE_BATCH": _int("LONGRUN_PURGE_BATCH", 1000),
         "LONGRUN_PURGE_BUDGET_SECONDS": _float("LONGRUN_PURGE_BUDGET_SECONDS", 5),
+        # Share of the time the purge spends in batches; it rests the remainder, so live requests keep the CPU.
+        "LONGRUN_PURGE_DUTY_CYCLE": _float("LONGRUN_PURGE_DUTY_CYCLE", 0.25),
         # Link from a job to its trace, e.g. http://localhost:16686/trace/{trace_id}
         "LONGRUN_TRACE_URL_TEMPLATE": os.environ.get("LONGRUN_TRACE_URL_TEMPLATE", ""),
         # /metrics without a credential from anywhere (for a scraper on a private network).

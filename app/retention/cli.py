@@ -15,10 +15,12 @@ bp = Blueprint("retention", __name__, cli_group="jobs")
               help="Jobs per transaction (default: LONGRUN_PURGE_BATCH).")
 @click.option("--budget", type=click.FloatRange(min=0), default=None,
               help="Stop starting batches after this many seconds (default: run until none is left).")
-def purge_command(dry_run: bool, batch_size: int | None, budget: float | None) -> None:
+@click.option("--duty-cycle", type=click.FloatRange(min=0.01, max=1), default=None,
+              help="Share of the time spent in batches, resting in between (default: LONGRUN_PURGE_DUTY_CYCLE).")
+def purge_command(dry_run: bool, batch_size: int | None, budget: float | None, duty_cycle: float | None) -> None:
     """Purge finished jobs older than their retention (rolled up into daily counts first), batch by batch."""
     ages = ", ".join(f"{state} after {age}" for state, age in max_ages().items())
-    result = purge(dry_run=dry_run, budget=budget, batch_size=batch_size)
+    result = purge(dry_run=dry_run, budget=budget, batch_size=batch_size, duty_cycle=duty_cycle)
     if dry_run:
         click.echo(f"would purge {result.total} job(s) {dict(result.purged)} (policy: {ages})")
         return

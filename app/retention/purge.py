@@ -1,33 +1,27 @@
 """Purging finished jobs: roll up their counts, leave a tombstone, delete row, history and artifact.
 
-The purge goes in batches, each its own short transaction that locks only expired finished rows
-(``FOR UPDATE SKIP LOCKED``: a row someone else holds is left for the next run, never waited for), and
-works set-based: one INSERT ... SELECT for the roll-up, one for the tombstones, one DELETE ... RETURNING
-(events and result go with the row by ``ON DELETE CASCADE``), one counter update at commit.
+The purge goes in batches (app/retention/batch.py), each its own short transaction that locks only expired
+finished rows (``FOR UPDATE SKIP LOCKED``: a row someone else holds is left for the next run, never waited
+for) and works set-based, with one counter update per batch at commit.
 """
 from __future__ import annotations
 
 import logging
 import time
-import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
-from app.jobs.counters import record_transition
-from app.jobs.models import Job, UTCDateTime, utcnow
+from app.jobs.models import Job, utcnow
 from app.jobs.states import JobState
-from app.retention.models import JobDailyCount, PurgedJob
+from app.retention.batch import JOBS, Cursor, purge_batch
+from app.retention.models import PurgedJob
 
 log = logging.getLogger(__name__)
-
-JOBS = Job.__table__
-Cursor = tuple[datetime, uuid.UUID]  # (finished_at, id) of the last row a batch took
 
 
 def max_ages() -> dict[str, timedelta]:
@@ -55,22 +49,39 @@ class PurgeReport:
         return sum(self.purged.values())
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How one purge run goes: jobs per transaction, when to stop starting batches, how long to rest."""
+
+    size: int
+    deadline: float | None  # time.monotonic() after which no batch starts; None: run until done
+    rest: float  # seconds of rest per second of batch, so live traffic keeps most of the CPU and the disk
+
+    @classmethod
+    def from_config(cls, budget: float | None, batch_size: int | None, duty_cycle: float | None) -> Pace:
+        """The pace from the arguments, else from configuration."""
+        cfg = current_app.config
+        duty = min(1.0, max(0.01, duty_cycle or cfg["LONGRUN_PURGE_DUTY_CYCLE"]))
+        return cls(size=max(1, batch_size or cfg["LONGRUN_PURGE_BATCH"]),  # 0 would never end
+                   deadline=None if budget is None else time.monotonic() + budget, rest=1.0 / duty - 1.0)
+
+
 def purge(now: datetime | None = None, dry_run: bool = False, *, budget: float | None = None,
-          batch_size: int | None = None) -> PurgeReport:
+          batch_size: int | None = None, duty_cycle: float | None = None) -> PurgeReport:
     """Purge finished jobs older than their state's retention, one short transaction per batch.
 
     ``budget`` (seconds): start no new batch once it ran out, and say ``more`` if expired jobs may be left;
     the clock calls again, so a backlog of a million rows drains in slices while its other duties keep
-    their periods. ``None``: go on until nothing is left (the CLI).
+    their periods. ``None``: go on until nothing is left (the CLI). ``duty_cycle``: the share of the time
+    spent in batches (default ``LONGRUN_PURGE_DUTY_CYCLE``); after each batch the purge rests the rest.
     """
     now = now or utcnow()
     if dry_run:
         return _count_expired(now)
-    size = max(1, batch_size or current_app.config["LONGRUN_PURGE_BATCH"])  # 0 would never end
-    deadline = None if budget is None else time.monotonic() + budget
+    pace = Pace.from_config(budget, batch_size, duty_cycle)
     report = PurgeReport()
     for state, age in max_ages().items():
-        _purge_state(report, state, now - age, now, size, deadline)
+        _purge_state(report, state, now - age, now, pace)
         if report.more:
             break
     if report.total:
@@ -80,8 +91,7 @@ def purge(now: datetime | None = None, dry_run: bool = False, *, budget: float |
     return report
 
 
-def _purge_state(report: PurgeReport, state: str, cutoff: datetime, now: datetime, size: int,
-                 deadline: float | None) -> None:
+def _purge_state(report: PurgeReport, state: str, cutoff: datetime, now: datetime, pace: Pace) -> None:
     """Purge the expired jobs of one state, batch after batch, until none is left or time is up.
 
     The budget is checked after a batch, so every call makes progress, even with no time left.
@@ -89,92 +99,20 @@ def _purge_state(report: PurgeReport, state: str, cutoff: datetime, now: datetim
     after: Cursor | None = None
     while True:
         started = time.monotonic()
-        taken, after = purge_batch(state, cutoff, now, size, after)
+        taken, after = purge_batch(state, cutoff, now, pace.size, after)
         took = time.monotonic() - started
         if taken:
             report.batches += 1
             report.purged[state] += taken
             report.longest_batch = max(report.longest_batch, took)
             log.debug("purge batch: %s %s jobs in %.0f ms", taken, state, took * 1000)
-        if taken < size:  # the range is exhausted (rows locked by others wait for the next run)
+        if taken < pace.size:  # the range is exhausted (rows locked by others wait for the next run)
             return
-        if deadline is not None and time.monotonic() >= deadline:
+        if pace.deadline is not None and time.monotonic() >= pace.deadline:
             report.more = True
             return
-
-
-def purge_batch(state: str, cutoff: datetime, now: datetime, size: int, after: Cursor | None = None
-                ) -> tuple[int, Cursor | None]:
-    """Purge up to ``size`` jobs in ``state`` finished before ``cutoff``, in one transaction.
-
-    ``after``: the cursor the previous batch returned. Walking on from it, instead of from the oldest
-    expired row again, keeps each batch from re-reading the index entries of rows the previous batches
-    deleted (they stay until VACUUM), so batch 1,000 costs what batch 1 did.
-    """
-    rows = db.session.execute(_expired(state, cutoff, size, after)).all()
-    if not rows:
-        db.session.rollback()
-        return 0, after
-    ids = [row.id for row in rows]
-    db.session.execute(_roll_up(ids))
-    db.session.execute(_tombstones(ids, now))
-    removed = db.session.execute(sa.delete(JOBS).where(JOBS.c.id.in_(ids)).returning(JOBS.c.report)).all()
-    _count_removed(Counter(row.report for row in removed), JobState(state))
-    db.session.commit()  # roll-up, tombstones, deletes and counters land together or not at all
-    return len(rows), (rows[-1].finished_at, rows[-1].id)
-
-
-def _expired(state: str, cutoff: datetime, size: int, after: Cursor | None) -> sa.Select:
-    """The next ``size`` expired jobs of ``state``, oldest first, locked; rows others hold are skipped."""
-    query = sa.select(JOBS.c.id, JOBS.c.finished_at).where(JOBS.c.state == state, JOBS.c.finished_at < cutoff)
-    if after is not None:
-        # The plain bound lets an index on finished_at start at the cursor; the pair breaks ties exactly.
-        query = query.where(JOBS.c.finished_at >= after[0],
-                            sa.tuple_(JOBS.c.finished_at, JOBS.c.id) > sa.tuple_(*after))
-    return query.order_by(JOBS.c.finished_at, JOBS.c.id).limit(size).with_for_update(skip_locked=True)
-
-
-def _insert(table: sa.Table) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT that can say ON CONFLICT, in the session's dialect."""
-    return (postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
-
-
-def _utc_day(column: sa.ColumnElement) -> sa.ColumnElement:
-    """The UTC calendar day of a timestamp, in SQL (the session time zone must not move a job's day)."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        return sa.cast(sa.func.timezone("UTC", column), sa.Date)
-    return sa.func.date(column)  # SQLite keeps UTC text
-
-
-def _roll_up(ids: list[uuid.UUID]) -> sa.Insert:
-    """Add the batch's jobs to the daily counts that the per-day throughput chart reads (one statement)."""
-    daily = JobDailyCount.__table__
-    day = _utc_day(JOBS.c.finished_at)
-    # Sorted, so two purges adding to the same days lock those rows in the same order.
-    per_day = (sa.select(day, JOBS.c.report, JOBS.c.state, sa.func.count()).where(JOBS.c.id.in_(ids))
-               .group_by(day, JOBS.c.report, JOBS.c.state).order_by(day, JOBS.c.report, JOBS.c.state))
-    stmt = _insert(daily).from_select(["day", "report", "state", "jobs"], per_day)
-    return stmt.on_conflict_do_update(index_elements=[daily.c.day, daily.c.report, daily.c.state],
-                                      set_={"jobs": daily.c.jobs + stmt.excluded.jobs})
-
-
-def _tombstones(ids: list[uuid.UUID], now: datetime) -> sa.Insert:
-    """Tombstones for the batch's jobs, so their ids answer 410 Gone to their owners (one statement)."""
-    gone = PurgedJob.__table__
-    rows = sa.select(JOBS.c.id, JOBS.c.owner, JOBS.c.report, JOBS.c.state, JOBS.c.finished_at,
-                     sa.literal(now, UTCDateTime), sa.literal("retention")).where(JOBS.c.id.in_(ids))
-    stmt = _insert(gone).from_select(["id", "owner", "report", "state", "finished_at", "purged_at", "reason"], rows)
-    return stmt.on_conflict_do_nothing(index_elements=[gone.c.id])  # ids are UUIDs: a clash is a re-run
-
-
-def _count_removed(per_report: Counter[str], state: JobState) -> None:
-    """Lower the jobs-per-state gauge for the removed jobs; no total ever falls (counted at commit)."""
-    for report, n in per_report.items():
-        # The counters define what a removal does (record_transition(job, state, None)); a transient job
-        # carries the report. The calls only add up in memory: one upsert per batch writes them at commit.
-        gone = Job(report=report)
-        for _ in range(n):
-            record_transition(gone, state, None)
+        # A slower batch (a busy database) means a longer rest: the purge yields most when others need most.
+        time.sleep(took * pace.rest)
 
 
 def _count_expired(now: datetime) -> PurgeReport:
