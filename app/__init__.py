@@ -81,6 +81,9 @@ def register_blueprints(app: Flask) -> None:
     from app.dashboard.dispatch import bp as dispatch_bp
     from app.retention.cli import bp as retention_cli
     from app.sales.cli import bp as sales_cli
+    from app.schedules.admin import bp as schedule_admin_bp
+    from app.schedules.pages import bp as schedule_pages_bp
+    from app.schedules.routes import bp as schedules_bp
     from app.web import bp as web_bp
 
     app.register_blueprint(api_bp)
@@ -89,6 +92,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(dispatch_bp)
     app.register_blueprint(ops_bp)
+    app.register_blueprint(schedules_bp)
+    app.register_blueprint(schedule_pages_bp)
+    app.register_blueprint(schedule_admin_bp)
     app.register_blueprint(retention_cli)
     app.register_blueprint(clock_cli)
     app.register_blueprint(tokens_cli)

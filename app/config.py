@@ -131,6 +131,15 @@ def load_config(overrides: dict | None = None) -> dict:
         "LONGRUN_PURGE_BUDGET_SECONDS": _float("LONGRUN_PURGE_BUDGET_SECONDS", 5),
         # Share of the time the purge spends in batches; it rests the remainder, so live requests keep the CPU.
         "LONGRUN_PURGE_DUTY_CYCLE": _float("LONGRUN_PURGE_DUTY_CYCLE", 0.25),
+        # Schedules: how often the clock fires due schedules and enqueues due jobs (seconds); how far ahead
+        # run_at may be (days) and how far in the past it may be (seconds, clock skew); the shortest interval
+        # a cron may have (seconds); schedules per owner; how late a slot may fire before it counts as missed.
+        "LONGRUN_SCHEDULE_SECONDS": _float("LONGRUN_SCHEDULE_SECONDS", 0.5),
+        "LONGRUN_RUN_AT_HORIZON_DAYS": _float("LONGRUN_RUN_AT_HORIZON_DAYS", 365),
+        "LONGRUN_RUN_AT_TOLERANCE_SECONDS": _float("LONGRUN_RUN_AT_TOLERANCE_SECONDS", 60),
+        "LONGRUN_SCHEDULE_MIN_INTERVAL_SECONDS": _int("LONGRUN_SCHEDULE_MIN_INTERVAL_SECONDS", 60),
+        "LONGRUN_MAX_SCHEDULES_PER_OWNER": _int("LONGRUN_MAX_SCHEDULES_PER_OWNER", 100),
+        "LONGRUN_MISFIRE_GRACE_SECONDS": _float("LONGRUN_MISFIRE_GRACE_SECONDS", 60),
         # Link from a job to its trace, e.g. http://localhost:16686/trace/{trace_id}
         "LONGRUN_TRACE_URL_TEMPLATE": os.environ.get("LONGRUN_TRACE_URL_TEMPLATE", ""),
         # /metrics without a credential from anywhere (for a scraper on a private network).

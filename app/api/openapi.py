@@ -10,6 +10,7 @@ from app.jobs.priority import LOWEST
 from app.jobs.states import JobState
 from app.owners.capability import ACCESS_PARAM
 from app.reports import all_reports, get_report
+from app.schedules import openapi as schedule_api
 
 PROBLEM = "application/problem+json"
 
@@ -17,7 +18,7 @@ _ERRORS = {
     "400": "Malformed request (for example invalid JSON).",
     "401": "Unknown or revoked bearer token.",
     "403": "CSRF check failed (cookie-authenticated form or htmx request without its token).",
-    "404": "No such job among yours (unknown and foreign ids look the same).",
+    "404": "No such job or schedule among yours (unknown and foreign ids look the same).",
     "409": "The job's state does not allow this.",
     "410": "The job existed but was purged (retention) or deleted by an operator.",
     "413": "Request body too large.",
@@ -81,6 +82,7 @@ SCHEMAS: dict[str, Any] = {
             "created_at": {"type": "string"}, "started_at": {"type": ["string", "null"]},
             "finished_at": {"type": ["string", "null"]}, "heartbeat_at": {"type": ["string", "null"]},
             "next_attempt_at": {"type": ["string", "null"]}, "priority": {"type": "integer"},
+            "schedule_id": {"type": ["string", "null"]}, "scheduled_for": {"type": ["string", "null"]},
             "queue": {"type": "object", "properties": {
                 "position": {"type": "integer"}, "predicted_start": {"type": ["string", "null"]},
                 "paused": {"type": "boolean"}}},
@@ -125,6 +127,14 @@ def _priority_schema(allowance: int) -> dict[str, Any]:
             "description": f"0 (lowest) to 9; this report's requests default to {allowance} and may ask for less"}
 
 
+def _later_schema() -> dict[str, Any]:
+    """``run_at`` / ``delay_seconds``: the job is created Scheduled and enqueued when due (bounds: 422)."""
+    horizon = current_app.config["LONGRUN_RUN_AT_HORIZON_DAYS"] * 86400
+    return {"run_at": {"type": "string", "format": "date-time",
+                       "description": "RFC 3339; not in the past, at most the horizon ahead"},
+            "delay_seconds": {"type": "number", "minimum": 0, "maximum": horizon}}
+
+
 def submit_request_schema() -> dict[str, Any]:
     """One variant per registered report (its exact parameters), plus the bare form that means `demo`."""
     variants = []
@@ -132,12 +142,13 @@ def submit_request_schema() -> dict[str, Any]:
         params = _params_object(report.describe()["params"])
         variants.append({"type": "object", "additionalProperties": False, "required": ["report"],
                          "properties": {"report": {"const": report.name}, "params": params,
-                                        "priority": _priority_schema(report.priority)},
+                                        "priority": _priority_schema(report.priority), **_later_schema()},
                          "description": report.title})
     demo = get_report("demo")
     demo_params = _params_object(demo.describe()["params"])
     variants.append({"type": "object", "additionalProperties": False,
-                     "properties": {"params": demo_params, "priority": _priority_schema(demo.priority)},
+                     "properties": {"params": demo_params, "priority": _priority_schema(demo.priority),
+                                    **_later_schema()},
                      "description": "No report named: the demo report."})
     return {"oneOf": variants}
 
@@ -198,6 +209,7 @@ def build_document() -> dict[str, Any]:
             "summary": "Download the job's artifact", "parameters": [ACCESS],
             "responses": {"200": {"description": "The artifact.", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
                           **_problems("409", *job_ops)}}},
+        **schedule_api.paths(_json, _problems),
         "/healthz": {"get": {"summary": "The process answers", "responses": {"200": _json("Health", "Alive.")}}},
         "/readyz": {"get": {"summary": "PostgreSQL and Redis reachable",
                             "responses": {"200": _json("Health", "Ready."), **_problems("503")}}},
@@ -207,7 +219,8 @@ def build_document() -> dict[str, Any]:
         "info": {"title": "Longrun", "version": "1.0.0",
                  "description": "Long-running reports: start, follow (also over the /notifications WebSocket), download."},
         "paths": paths,
-        "components": {"schemas": {**SCHEMAS, "SubmitRequest": submit_request_schema()}, "securitySchemes": {
+        "components": {"schemas": {**SCHEMAS, **schedule_api.SCHEMAS, "SubmitRequest": submit_request_schema()},
+                       "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer", "description": "Token from `flask tokens create`."},
             "session": {"type": "apiKey", "in": "cookie", "name": "session"}}},
         "security": [{}, {"bearer": []}, {"session": []}],

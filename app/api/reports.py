@@ -9,6 +9,7 @@ from app.api import bp
 from app.api.body import read_json_object
 from app.api.serializers import job_json
 from app.errors import ApiError
+from app.jobs.later import RunAtInvalid, requested_due
 from app.jobs.priority import PriorityInvalid
 from app.jobs.service import IdempotencyMismatch, submit_job
 from app.owners.capability import ACCESS_PARAM, job_capability
@@ -86,15 +87,19 @@ def _invalid_params(exc: ParamsInvalid) -> ApiError:
 
 
 def _enqueue(api_version: str) -> tuple[Response, int]:
-    body = read_json_object({"report", "params", "priority"})
+    body = read_json_object({"report", "params", "priority", "run_at", "delay_seconds"})
     key = _idempotency_key()
     report_name = body.get("report", "demo")
     if not isinstance(report_name, str):
         raise ApiError(422, "Invalid Request", "'report' must be the name of a report, as a string.",
                        slug="validation-error", errors=[{"field": "report", "message": "must be a string"}])
     try:
-        submission = submit_job(current_owner(), report_name, body.get("params"),
-                                api_version=api_version, idempotency_key=key, priority=body.get("priority"))
+        run_at = requested_due(current_app.config, body.get("run_at"), body.get("delay_seconds"))
+        submission = submit_job(current_owner(), report_name, body.get("params"), api_version=api_version,
+                                idempotency_key=key, priority=body.get("priority"), run_at=run_at)
+    except RunAtInvalid as exc:
+        raise ApiError(422, "Invalid Run Time", f"'{exc.field}' {exc.message}.", slug="invalid-run-at",
+                       errors=[{"field": exc.field, "message": exc.message}]) from None
     except UnknownReport as exc:
         raise ApiError(422, "Unknown Report", str(exc)[:300] + ".", slug="unknown-report",
                        errors=[{"field": "report", "message": "unknown report"}]) from None

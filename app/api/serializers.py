@@ -78,6 +78,9 @@ def job_json(job: Job, *, operator: bool = False, access: str | None = None, act
         "heartbeat_at": _iso(job.heartbeat_at),
         "next_attempt_at": _iso(job.next_attempt_at),
         "priority": job.priority,
+        # A schedule's run (its slot), or a job asked for later (when it was due).
+        "schedule_id": str(job.schedule_id) if job.schedule_id else None,
+        "scheduled_for": _iso(job.scheduled_for),
         "error": error,
         "result": result,
         "last_seq": job.last_seq,

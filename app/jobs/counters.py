@@ -75,7 +75,9 @@ def transition_deltas(job: Job, old: JobState | None, new: JobState | None, *, f
         add(ATTEMPTS)
         if first_start and job.started_at is not None:
             add(STARTED)
-            wait = max(0.0, (job.started_at - job.created_at).total_seconds())
+            # A job asked for later waits in line from its due time on, not from its creation.
+            queued = max(job.created_at, job.scheduled_for or job.created_at)
+            wait = max(0.0, (job.started_at - queued).total_seconds())
             add(QUEUE_WAIT, bucket_label(wait), 1, wait)
     if new.is_final:
         add(FINISHED, new.value)

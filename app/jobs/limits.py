@@ -10,6 +10,7 @@ from flask import current_app
 from app.extensions import db
 from app.jobs.models import Job, utcnow
 from app.jobs.slots import OwnerQueue
+from app.jobs.states import JobState
 
 WINDOW = timedelta(minutes=1)
 
@@ -40,8 +41,11 @@ def check_owner_limits(owner: str) -> None:
     since = utcnow() - WINDOW
     mine = Job.owner == owner
     # One round trip: the owner's line (kept at write time) and its jobs of the last minute (index range).
+    # Jobs asked for later count too: they will wait or run. (An index range of the owner's Scheduled jobs.)
+    scheduled = sa.select(sa.func.count()).where(mine, Job.state == JobState.SCHEDULED.value).scalar_subquery()
     unfinished, recent, oldest = db.session.execute(sa.select(
-        sa.select(OwnerQueue.waiting + OwnerQueue.inflight).where(OwnerQueue.owner == owner).scalar_subquery(),
+        sa.func.coalesce(sa.select(OwnerQueue.waiting + OwnerQueue.inflight).where(OwnerQueue.owner == owner)
+                         .scalar_subquery(), 0) + scheduled,
         sa.select(sa.func.count()).where(mine, Job.created_at > since).scalar_subquery(),
         sa.select(sa.func.min(Job.created_at)).where(mine, Job.created_at > since).scalar_subquery(),
     )).one()

@@ -78,6 +78,11 @@ class Job(db.Model):
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     worker: Mapped[str | None] = mapped_column(sa.String(255))
     trace_id: Mapped[str | None] = mapped_column(sa.String(32))
+    # A schedule's fire (app/schedules/) or a job asked for later (``run_at``): when it was meant to run.
+    # A schedule's deletion leaves its jobs as ordinary jobs (SET NULL).
+    schedule_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.Uuid, sa.ForeignKey("schedules.id", ondelete="SET NULL"))
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     # Joined (the content column is deferred): every reader of a job asks whether it has a result, and a
     # lazy load would cost one more query per job read and per flush of a locked job.
@@ -98,6 +103,12 @@ class Job(db.Model):
         sa.Index("ix_jobs_owner_state_created_id", "owner", "state", "created_at", "id"),
         # The retention purge walks finished jobs of one state by age.
         sa.Index("ix_jobs_state_finished", "state", "finished_at"),
+        # Exactly one job per schedule and slot, whoever fires it; also a schedule's runs, newest first.
+        sa.Index("uq_jobs_schedule_slot", "schedule_id", "scheduled_for", unique=True,
+                 postgresql_where=sa.text("schedule_id IS NOT NULL"), sqlite_where=sa.text("schedule_id IS NOT NULL")),
+        # The clock's lookup of jobs asked for later that are due now (only those rows are in it).
+        sa.Index("ix_jobs_scheduled_due", "scheduled_for", postgresql_where=sa.text("state = 'Scheduled'"),
+                 sqlite_where=sa.text("state = 'Scheduled'")),
     )
 
     @property

@@ -6,6 +6,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -15,11 +16,12 @@ from app.jobs import dispatch
 from app.jobs.counters import record_transition
 from app.jobs.lifecycle import append_event, commit_and_publish, lock_job, transition
 from app.jobs.limits import Throttled, check_owner_limits
-from app.jobs.models import Job, utcnow
+from app.jobs.models import Job, JobEvent, utcnow
 from app.jobs.priority import resolve as resolve_priority
 from app.jobs.states import FINAL_STATES, JobState
 from app.reports import get_report
 from app.reports.params import to_json_params
+from app.reports.registry import Report
 from app.retention.models import PurgedJob
 from app.retention.purge import tombstone
 from app.telemetry.tracing import current_trace_id
@@ -86,10 +88,14 @@ def submit_job(
     idempotency_key: str | None = None,
     priority: object = None,
     allowance: int | None = None,
+    run_at: datetime | None = None,
+    schedule_id: uuid.UUID | None = None,
 ) -> Submission:
     """Validate and persist (committed first) a job, then let the dispatcher hand it out if a slot is free.
 
     ``priority``: what the request asks for, at most ``allowance`` (default: the report's own priority).
+    ``run_at`` in the future creates the job Scheduled (the clock enqueues it then); ``schedule_id`` links a
+    schedule's run-now to its schedule, with ``run_at`` as its slot.
     Raises ``UnknownReport``, ``ParamsInvalid``, ``PriorityInvalid``, ``IdempotencyMismatch`` or ``Throttled``.
     """
     report = get_report(report_name)
@@ -105,28 +111,12 @@ def submit_job(
     except Throttled:
         db.session.rollback()  # release the per-owner lock; nothing was written
         raise
-    job = Job(
-        id=uuid.uuid4(),
-        owner=owner,
-        report=report.name,
-        params=params,
-        state=JobState.ENQUEUED.value,
-        api_version=api_version,
-        max_attempts=report.max_attempts,
-        priority=rank,
-        idempotency_key=idempotency_key,
-        request_fingerprint=digest,
-        celery_task_id=None,
-        dispatched_at=None,  # waiting: the dispatcher decides when it goes to a worker
-        trace_id=current_trace_id(),
-        last_seq=0,
-        progress=0.0,
-        attempts=0,
-        result=None,  # known: saves a lazy load when the response is serialised
-    )
-    db.session.add(job)
-    record_transition(job, None, JobState.ENQUEUED)
-    event = append_event(job, "state", f"Enqueued job with Id: {job.id}")
+    later = run_at is not None and run_at > utcnow()
+    job, event = build_job(owner, report, params, priority=rank, api_version=api_version,
+                           state=JobState.SCHEDULED if later else JobState.ENQUEUED,
+                           scheduled_for=run_at, schedule_id=schedule_id)
+    job.idempotency_key = idempotency_key
+    job.request_fingerprint = digest
     try:
         commit_and_publish(job, [event])
     except IntegrityError:
@@ -136,9 +126,43 @@ def submit_job(
         if existing is None:
             raise
         return Submission(existing, created=False, dispatched=True)
+    if later:
+        return Submission(job, created=True, dispatched=False)
     # An idle deployment starts the job now; a busy one keeps it waiting in line (fair dispatch).
     published = _dispatch_after_commit()
     return Submission(job, created=True, dispatched=any(j.id == job.id for j in published))
+
+
+def build_job(owner: str, report: Report, params: dict[str, Any], *, priority: int, api_version: str,
+              state: JobState = JobState.ENQUEUED, scheduled_for: datetime | None = None,
+              schedule_id: uuid.UUID | None = None) -> tuple[Job, JobEvent]:
+    """A new job (validated ``params``) added to the session and counted, with its first event; not committed."""
+    job = Job(
+        id=uuid.uuid4(),
+        owner=owner,
+        report=report.name,
+        params=params,
+        state=state.value,
+        api_version=api_version,
+        max_attempts=report.max_attempts,
+        priority=priority,
+        celery_task_id=None,
+        dispatched_at=None,  # waiting: the dispatcher decides when it goes to a worker
+        trace_id=current_trace_id(),
+        schedule_id=schedule_id,
+        scheduled_for=scheduled_for,
+        last_seq=0,
+        progress=0.0,
+        attempts=0,
+        result=None,  # known: saves a lazy load when the response is serialised
+    )
+    db.session.add(job)
+    record_transition(job, None, state)
+    if state == JobState.SCHEDULED:
+        message = f"Scheduled job with Id: {job.id} for {scheduled_for.isoformat()}"
+    else:
+        message = f"Enqueued job with Id: {job.id}"
+    return job, append_event(job, "state", message)
 
 
 def _dispatch_after_commit() -> list[Job]:

@@ -7,6 +7,7 @@ from enum import Enum
 class JobState(str, Enum):
     """Every state a job can be in."""
 
+    SCHEDULED = "Scheduled"  # created to run later (``run_at``): waits for its time, not for a worker
     ENQUEUED = "Enqueued"
     PROCESSING = "Processing"
     RETRYING = "Retrying"  # failed an attempt, waiting for its backoff before the next one
@@ -24,6 +25,8 @@ FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLE
 ACTIVE_STATES = frozenset({JobState.ENQUEUED, JobState.PROCESSING, JobState.RETRYING})
 
 _ALLOWED: dict[JobState, frozenset[JobState]] = {
+    # The clock enqueues it when due; its owner may cancel it before then.
+    JobState.SCHEDULED: frozenset({JobState.ENQUEUED, JobState.CANCELLED}),
     JobState.ENQUEUED: frozenset({JobState.PROCESSING, JobState.CANCELLED, JobState.FAILED}),
     JobState.PROCESSING: frozenset(
         {JobState.PROCESSING, JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.RETRYING}

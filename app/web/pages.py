@@ -6,6 +6,7 @@ from typing import Any
 from flask import Response, current_app, make_response, redirect, render_template, request, url_for
 
 from app.extensions import db
+from app.jobs.later import RunAtInvalid, form_number, requested_due
 from app.jobs.models import Job, JobEvent
 from app.jobs.position import queue_place
 from app.jobs.service import IdempotencyMismatch, list_jobs, submit_job
@@ -65,7 +66,7 @@ def report_form() -> Response:
                                               values={}, errors={})))
 
 
-def _form_params(report: Report) -> dict[str, Any]:
+def form_params(report: Report) -> dict[str, Any]:
     """Form fields to raw parameters (validation happens in the report's schema)."""
     raw: dict[str, Any] = {}
     for param in report.params:
@@ -86,7 +87,11 @@ def start_from_form() -> Response:
         return _form_error(get_report("demo"), {}, {"report": str(exc)})
     values = {k: v for k, v in request.form.items() if k not in {"csrf_token", "report"}}
     try:
-        submission = submit_job(current_owner(), report.name, _form_params(report), api_version="v3")
+        run_at = requested_due(current_app.config, request.form.get("run_at") or None,
+                               form_number(request.form.get("delay_seconds", "")))
+        submission = submit_job(current_owner(), report.name, form_params(report), api_version="v3", run_at=run_at)
+    except RunAtInvalid as exc:
+        return _form_error(report, values, {exc.field: exc.message})
     except ParamsInvalid as exc:
         errors = {e["field"].removeprefix("params."): e["message"] for e in exc.errors}
         return _form_error(report, values, errors)

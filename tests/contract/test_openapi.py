@@ -8,13 +8,13 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.conftest import WebServer, isolated_database
 
-API_BLUEPRINTS = {"api", "ops"}
+API_BLUEPRINTS = {"api", "ops", "schedules"}
 FUZZ_EXAMPLES = int(os.environ.get("LONGRUN_FUZZ_EXAMPLES", "20"))  # bench/fuzz_long runs more
 NOT_IN_DOCUMENT = {"/openapi.json", "/metrics"}  # the document itself; metrics is Prometheus text for operators
 
 
 def _flask_path(rule: str) -> str:
-    return rule.replace("<job_id>", "{job_id}")
+    return rule.replace("<job_id>", "{job_id}").replace("<schedule_id>", "{schedule_id}")
 
 
 def test_document_lists_exactly_the_api_routes(app, client):
