@@ -22,6 +22,7 @@ from app.retention.models import JobDailyCount, PurgedJob
 
 JOBS = Job.__table__
 Cursor = tuple[datetime, uuid.UUID]  # (finished_at, id) of the last row a batch took
+Removed = list[tuple[str, int, datetime, uuid.UUID]]  # per report: jobs removed, the last one's (finished_at, id)
 TOMBSTONE = ("id", "owner", "report", "state", "finished_at")  # what a tombstone keeps of a job
 
 
@@ -34,15 +35,15 @@ def purge_batch(state: str, cutoff: datetime, now: datetime, size: int, after: C
     deleted (they stay until VACUUM), so batch 1,000 costs what batch 1 did.
     """
     if db.session.get_bind().dialect.name == "postgresql":
-        gone = _postgresql(state, cutoff, now, size, after)
+        removed = _postgresql(state, cutoff, now, size, after)
     else:
-        gone = _one_writer(state, cutoff, now, size, after)
-    if not gone:
+        removed = _one_writer(state, cutoff, now, size, after)
+    if not removed:
         db.session.rollback()
         return 0, after
-    _count_removed(Counter(report for report, _, _ in gone), JobState(state))
+    _count_removed(Counter({report: n for report, n, _, _ in removed}), JobState(state))
     db.session.commit()  # roll-up, tombstones, deletes and counters land together or not at all
-    return len(gone), max((finished, job_id) for _, finished, job_id in gone)
+    return sum(n for _, n, _, _ in removed), max((finished, job_id) for _, _, finished, job_id in removed)
 
 
 def _expired(state: str, cutoff: datetime, size: int, after: Cursor | None) -> sa.Select:
@@ -55,17 +56,20 @@ def _expired(state: str, cutoff: datetime, size: int, after: Cursor | None) -> s
     return query.order_by(JOBS.c.finished_at, JOBS.c.id).limit(size).with_for_update(skip_locked=True)
 
 
-def _postgresql(state: str, cutoff: datetime, now: datetime, size: int, after: Cursor | None) -> list[sa.Row]:
-    """Lock, delete, tombstone and roll up in one statement; the deleted jobs' (report, finished_at, id)."""
+def _postgresql(state: str, cutoff: datetime, now: datetime, size: int, after: Cursor | None) -> Removed:
+    """Lock, delete, tombstone and roll up in one statement; what it removed per report."""
     doomed = _expired(state, cutoff, size, after).cte("doomed")
     gone = (sa.delete(JOBS).where(JOBS.c.id.in_(sa.select(doomed.c.id)))
             .returning(*(JOBS.c[c] for c in TOMBSTONE)).cte("gone"))
     stones = _tombstones(gone, now, postgresql.insert).cte("stones")
     days = _roll_up(gone, postgresql.insert, _utc_day_postgresql).cte("days")
-    return db.session.execute(sa.select(gone.c.report, gone.c.finished_at, gone.c.id).add_cte(stones, days)).all()
+    newest = postgresql.aggregate_order_by(gone.c.id, gone.c.finished_at.desc(), gone.c.id.desc())
+    per_report = sa.select(gone.c.report, sa.func.count(), sa.func.max(gone.c.finished_at),
+                           sa.func.array_agg(newest, type_=postgresql.ARRAY(sa.Uuid))[1]).group_by(gone.c.report)
+    return [tuple(row) for row in db.session.execute(per_report.add_cte(stones, days))]
 
 
-def _one_writer(state: str, cutoff: datetime, now: datetime, size: int, after: Cursor | None) -> list[sa.Row]:
+def _one_writer(state: str, cutoff: datetime, now: datetime, size: int, after: Cursor | None) -> Removed:
     """The same as separate statements, for SQLite: roll-up and tombstones from the rows, then the delete."""
     ids = list(db.session.execute(_expired(state, cutoff, size, after)).scalars())
     if not ids:
@@ -73,8 +77,13 @@ def _one_writer(state: str, cutoff: datetime, now: datetime, size: int, after: C
     source = sa.select(*(JOBS.c[c] for c in TOMBSTONE)).where(JOBS.c.id.in_(ids)).subquery()
     db.session.execute(_roll_up(source, sqlite.insert, sa.func.date))  # SQLite stores UTC text: date() is the day
     db.session.execute(_tombstones(source, now, sqlite.insert))
-    return db.session.execute(sa.delete(JOBS).where(JOBS.c.id.in_(ids))
+    rows = db.session.execute(sa.delete(JOBS).where(JOBS.c.id.in_(ids))
                               .returning(JOBS.c.report, JOBS.c.finished_at, JOBS.c.id)).all()
+    per_report: dict[str, tuple[int, Cursor]] = {}
+    for report, finished, job_id in rows:
+        n, last = per_report.get(report, (0, (finished, job_id)))
+        per_report[report] = (n + 1, max(last, (finished, job_id)))
+    return [(report, n, *last) for report, (n, last) in per_report.items()]
 
 
 def _utc_day_postgresql(column: sa.ColumnElement) -> sa.ColumnElement:

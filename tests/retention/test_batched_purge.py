@@ -47,7 +47,7 @@ def _app_on(url: str):
 
     from app import create_app
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "LONGRUN_PURGE_BATCH": BATCH})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "LONGRUN_PURGE_BATCH": BATCH, "LONGRUN_PURGE_DUTY_CYCLE": 1.0})
     with app.app_context():
         upgrade()
         yield app
