@@ -37,6 +37,7 @@ def duties(app: Flask) -> list[Duty]:
     """The clock's duties, from the app's settings."""
     from app.jobs.dispatch import dispatch_ready
     from app.jobs.sweeper import sweep
+    from app.jobs.throughput import PRUNE_SECONDS, prune
     from app.retention.purge import purge
     from app.schedules.firing import tick as schedule_tick
 
@@ -50,6 +51,7 @@ def duties(app: Flask) -> list[Duty]:
         Duty("purge", cfg["LONGRUN_PURGE_SECONDS"], lambda: purge(budget=budget)),
         # Jobs asked for later and schedules' slots: due ones within a tick (p99 fire lag < 1 s).
         Duty("schedules", cfg["LONGRUN_SCHEDULE_SECONDS"], schedule_tick, lane="schedules"),
+        Duty("buckets", PRUNE_SECONDS, prune),  # minute buckets the throughput chart no longer shows
     ]
 
 

@@ -98,9 +98,9 @@ class Job(db.Model):
         sa.Index("ix_jobs_state_created_id", "state", "created_at", "id"),
         sa.Index("ix_jobs_report_created_id", "report", "created_at", "id"),
         sa.Index("ix_jobs_report_state_created_id", "report", "state", "created_at", "id"),
-        sa.Index("ix_jobs_owner_created_id", "owner", "created_at", "id"),
-        # Also the per-owner limit on active jobs (app/jobs/limits.py).
-        sa.Index("ix_jobs_owner_state_created_id", "owner", "state", "created_at", "id"),
+        # With the report alongside: owner + report is checked on the index alone (app/jobs/listing.py).
+        sa.Index("ix_jobs_owner_created_id", "owner", "created_at", "id", postgresql_include=["report"]),
+        sa.Index("ix_jobs_owner_state_created_id", "owner", "state", "created_at", "id", postgresql_include=["report"]),
         # The retention purge walks finished jobs of one state by age.
         sa.Index("ix_jobs_state_finished", "state", "finished_at"),
         # Exactly one job per schedule and slot, whoever fires it; also a schedule's runs, newest first.

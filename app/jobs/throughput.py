@@ -16,8 +16,10 @@ from app.jobs.models import Job, UTCDateTime, utcnow
 from app.jobs.states import JobState
 
 UNITS: dict[str, timedelta] = {"minute": timedelta(minutes=1), "day": timedelta(days=1)}
-# Minute buckets older than this are dropped by the clock (the chart shows the last hour); day buckets stay.
+# Minute buckets older than this are dropped by the clock every PRUNE_SECONDS (the chart shows the last hour);
+# day buckets stay (a few rows a day).
 KEEP_MINUTES = timedelta(hours=2)
+PRUNE_SECONDS = 600.0
 
 BucketKey = tuple[str, datetime, str]  # (unit, start, state)
 
