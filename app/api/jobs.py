@@ -9,9 +9,12 @@ from app.api.body import query_int
 from app.api.serializers import event_json, job_json
 from app.errors import ApiError
 from app.extensions import db
+from app.jobs import listing
+from app.jobs.cursor import BadPosition, Position, position
+from app.jobs.listing import JobFilter
 from app.jobs.models import Job, JobEvent, JobResult
 from app.jobs.position import queue_place
-from app.jobs.service import cancel_job, find_job, list_jobs, purged_job, retry_job
+from app.jobs.service import cancel_job, find_job, purged_job, retry_job
 from app.jobs.states import parse_state
 from app.owners.capability import ACCESS_PARAM, grants_read
 from app.owners.identity import current_owner
@@ -53,7 +56,7 @@ def _job_or_404(owner: str | None, job_id: str) -> Job:
 
 @bp.get("/jobs")
 def list_my_jobs() -> Response:
-    """The caller's jobs, newest first; ``?state=&report=&page=&per_page=``."""
+    """The caller's jobs, newest first; ``?state=&report=&per_page=`` and ``before=``/``after=`` (or ``page=``)."""
     state = None
     if raw_state := request.args.get("state"):
         try:
@@ -68,19 +71,37 @@ def list_my_jobs() -> Response:
         except UnknownReport as exc:
             raise ApiError(422, "Invalid Request", str(exc)[:300], slug="validation-error",
                            errors=[{"field": "report", "message": "unknown report"}]) from None
-    page = query_int("page", 1, 1, 1_000_000)
     per_page = query_int("per_page", 20, 1, 100)
-    jobs, total = list_jobs(current_owner(), state=state, report=report, page=page, per_page=per_page)
-    if wants_page():
-        return pages.jobs_page(jobs, total, page, per_page)
+    try:
+        at = position(request.args, per_page)
+    except BadPosition as exc:
+        raise ApiError(422, "Invalid Request", str(exc), slug="validation-error",
+                       errors=[{"field": exc.field, "message": str(exc)}]) from None
+    f = JobFilter(owner=current_owner(), state=state, report=report)
+    page, total = listing.read(f, before=at.before, after=at.after, offset=at.offset, per_page=per_page)
     args = {k: v for k, v in {"state": raw_state, "report": report, "per_page": per_page}.items() if v}
-    links = {"self": url_for("api.list_my_jobs", page=page, **args)}
-    if page * per_page < total:
-        links["next"] = url_for("api.list_my_jobs", page=page + 1, **args)
-    if page > 1:
-        links["prev"] = url_for("api.list_my_jobs", page=page - 1, **args)
-    return vary(jsonify({"items": [job_json(j) for j in jobs], "page": page, "per_page": per_page,
-                         "total": total, "links": links}))
+    if wants_page():
+        return pages.jobs_page(page, total, args)
+    return vary(jsonify(_list_json(page, total, at, per_page, args)))
+
+
+def _list_json(page: listing.Page, total: listing.Total, at: Position, per_page: int, args: dict) -> dict:
+    """A page of the caller's jobs with links by key (``next``: older, ``prev``: newer) and its total."""
+    links = {"self": request.full_path.rstrip("?"), "first": url_for("api.list_my_jobs", **args)}
+    if page.older:
+        links["next"] = url_for("api.list_my_jobs", before=page.older.encode(), **args)
+    if page.newer:
+        links["prev"] = url_for("api.list_my_jobs", after=page.newer.encode(), **args)
+    body = {"items": [job_json(j) for j in page.jobs], "per_page": per_page, "links": links,
+            # Exact, or null with a lower bound where counting on would read every match.
+            "total": total.value if total.exact else None}
+    if not total.exact:
+        body["total_at_least"] = total.value
+    if at.page is not None:
+        body["page"] = at.page
+    if page.scanned_to:
+        body["scanned_to"] = page.scanned_to.created_at.isoformat()  # a bounded walk ended there: follow next
+    return body
 
 
 @bp.get("/jobs/<job_id>")

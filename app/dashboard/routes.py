@@ -8,7 +8,10 @@ from app.dashboard import queries, workers
 from app.dashboard.access import OPERATOR, require_role
 from app.errors import ApiError
 from app.extensions import db
+from app.jobs import listing
+from app.jobs.cursor import BadPosition, Position, position
 from app.jobs.models import Job, JobEvent
+from app.jobs.search import COUNT_CAP
 from app.jobs.priority import BACKGROUND
 from app.jobs.service import JobConflict, cancel_job, delete_job, parse_job_id, retry_job
 from app.reports import all_reports
@@ -17,6 +20,7 @@ from app.web.rendering import is_htmx, render_page_or_fragment, vary
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
 ACTIONS = ("cancel", "retry", "delete")
+# One confirmation acts on the oldest BULK_LIMIT matches (a request of seconds); it counts up to COUNT_CAP.
 BULK_LIMIT = 1000
 
 
@@ -31,21 +35,25 @@ def role_context() -> dict:
     return {"role": g.get("role"), "can_act": g.get("role") == OPERATOR}
 
 
-def _page() -> int:
-    raw = request.args.get("page", "1")
-    return max(1, min(int(raw), 100_000)) if raw.isdigit() else 1
+def _position(f: listing.JobFilter) -> Position:
+    """Where the requested page starts; a position we cannot use is reported with the filters' errors."""
+    try:
+        return position(request.args, queries.PAGE_SIZE)
+    except BadPosition as exc:
+        f.errors.append(str(exc))
+        return Position()
 
 
 @bp.get("/")
 def index() -> Response:
-    """Counts, throughput and the filtered job list."""
-    f = queries.JobFilter.from_args(request.args)
-    page = _page()
-    jobs, total = queries.find_jobs(f, page)
+    """Counts, throughput and the filtered job list (paged by key: older / newer)."""
+    f = queries.parse_filter(request.args)
+    at = _position(f)
+    page, total = listing.read(f, before=at.before, after=at.after, offset=at.offset, per_page=queries.PAGE_SIZE)
     context = dict(
-        **queries.counts_panel(), jobs=jobs, total=total, page=page,
-        pages=max(1, -(-total // queries.PAGE_SIZE)), filters=f, stuck=queries.stuck_ids(jobs),
-        reports=all_reports(), per_minute=queries.throughput("minute", 60), per_day=queries.throughput("day", 28),
+        **queries.counts_panel(), jobs=page.jobs, page=page, total=total, filters=f,
+        stuck=queries.stuck_ids(page.jobs), reports=all_reports(), scan_limit=f"{listing.SCAN_LIMIT:,}",
+        per_minute=queries.throughput("minute", 60), per_day=queries.throughput("day", 28),
     )
     if is_htmx() and request.headers.get("HX-Target") == "job-table":
         return vary(make_response(render_template("dashboard/_jobs.html", **context)))
@@ -116,12 +124,12 @@ def job_action(job_id: str, action: str) -> Response:
     return redirect(url_for("dashboard.job_detail", job_id=job_id), 303)
 
 
-def _bulk_request(values: MultiDict) -> tuple[str, queries.JobFilter]:
+def _bulk_request(values: MultiDict) -> tuple[str, listing.JobFilter]:
     """The action and filters of a bulk request, or a 422 saying what is wrong."""
     action = values.get("action", "")
     if action not in ACTIONS:
         raise ApiError(422, "Invalid Request", f"action must be one of {', '.join(ACTIONS)}.", slug="validation-error")
-    f = queries.JobFilter.from_args(values)
+    f = queries.parse_filter(values)
     if f.errors:
         raise ApiError(422, "Invalid Request", "; ".join(f.errors), slug="validation-error")
     return action, f
@@ -131,17 +139,28 @@ def _bulk_request(values: MultiDict) -> tuple[str, queries.JobFilter]:
 def bulk_preview() -> Response:
     """Say how many jobs an action would touch, and ask to confirm."""
     action, f = _bulk_request(request.args)
-    count = len(queries.matching_ids(f, BULK_LIMIT))
-    return vary(make_response(render_template("dashboard/_bulk_confirm.html", action=action, count=count,
-                                              filters=f, limit=BULK_LIMIT)))
+    total, _ = listing.bulk_targets(f, 0)
+    return vary(make_response(render_template("dashboard/_bulk_confirm.html", action=action, total=total,
+                                              refusal=_bulk_refusal(total), filters=f, limit=BULK_LIMIT)))
+
+
+def _bulk_refusal(total: listing.Total) -> str | None:
+    """Why a bulk action will not run (it must know exactly what it acts on), or None."""
+    if total.exact and total.value <= COUNT_CAP:
+        return None
+    return (f"{str(total).capitalize()} jobs match: a bulk action needs an exact count, which is kept to "
+            f"{COUNT_CAP:,} jobs at most. Narrow the filter (state, report, owner, time range) and try again.")
 
 
 @bp.post("/bulk")
 def bulk_apply() -> Response:
     """Apply an action to every job matching the filters (up to the limit)."""
     action, f = _bulk_request(request.form)
+    total, targets = listing.bulk_targets(f, BULK_LIMIT)
+    if (refusal := _bulk_refusal(total)) is not None:
+        return vary(make_response(render_template("dashboard/_flash.html", message=refusal)))
     done, skipped = 0, 0
-    for job_id in queries.matching_ids(f, BULK_LIMIT):
+    for job_id in targets:
         job = db.session.get(Job, job_id)
         if job is None:
             continue

@@ -255,22 +255,3 @@ def delete_job(job: Job) -> None:
     record_transition(locked, locked.job_state, None)  # the state gauge drops; no total ever does
     db.session.delete(locked)
     db.session.commit()
-
-
-def list_jobs(
-    owner: str | None, *, state: JobState | None = None, report: str | None = None,
-    page: int = 1, per_page: int = 20,
-) -> tuple[list[Job], int]:
-    """A page of jobs (newest first) and the total count; ``owner=None`` means every owner."""
-    query = db.select(Job)
-    if owner is not None:
-        query = query.where(Job.owner == owner)
-    if state is not None:
-        query = query.where(Job.state == state.value)
-    if report is not None:
-        query = query.where(Job.report == report)
-    total = db.session.execute(db.select(db.func.count()).select_from(query.order_by(None).subquery())).scalar_one()
-    rows = db.session.execute(
-        query.order_by(Job.created_at.desc(), Job.id).limit(per_page).offset((page - 1) * per_page)
-    ).scalars().all()
-    return list(rows), total

@@ -6,10 +6,12 @@ from typing import Any
 from flask import Response, current_app, make_response, redirect, render_template, request, url_for
 
 from app.extensions import db
+from app.jobs import listing
+from app.jobs.listing import JobFilter
 from app.jobs.later import RunAtInvalid, form_number, requested_due
 from app.jobs.models import Job, JobEvent
 from app.jobs.position import queue_place
-from app.jobs.service import IdempotencyMismatch, list_jobs, submit_job
+from app.jobs.service import IdempotencyMismatch, submit_job
 from app.jobs.view import JobView
 from app.owners.identity import current_owner
 from app.reports import all_reports, get_report
@@ -46,12 +48,12 @@ def status_context(job: Job) -> dict[str, Any]:
 @bp.get("/")
 def home() -> Response:
     """The seed's three approaches side by side, a form for any report, and my recent jobs."""
-    jobs, total = list_jobs(current_owner(), per_page=MY_JOBS_PAGE)
+    page, total = listing.read(JobFilter(owner=current_owner()), per_page=MY_JOBS_PAGE)
     reports = all_reports()
     wanted = request.args.get("report")
     chosen = get_report(wanted) if wanted in {r.name for r in reports} else get_report("demo")
     return make_response(render_template("home.html", reports=reports, report=chosen, values={}, errors={},
-                                         jobs=[JobView.from_job(j) for j in jobs], total=total,
+                                         jobs=[JobView.from_job(j) for j in page.jobs], total=total,
                                          v1_seconds=current_app.config["LONGRUN_V1_SECONDS"]))
 
 
@@ -108,9 +110,10 @@ def start_from_form() -> Response:
 
 def _form_error(report: Report, values: dict, errors: dict[str, str]) -> Response:
     template = "reports/_form.html" if is_htmx() else "home.html"
-    jobs, total = ([], 0) if is_htmx() else list_jobs(current_owner(), per_page=MY_JOBS_PAGE)
+    page, total = (listing.Page([]), listing.Total(0)) if is_htmx() else listing.read(JobFilter(owner=current_owner()),
+                                                                       per_page=MY_JOBS_PAGE)
     return vary(make_response(render_template(template, reports=all_reports(), report=report, values=values,
-                                              errors=errors, jobs=[JobView.from_job(j) for j in jobs],
+                                              errors=errors, jobs=[JobView.from_job(j) for j in page.jobs],
                                               total=total, v1_seconds=current_app.config["LONGRUN_V1_SECONDS"]), 422))
 
 
@@ -119,11 +122,11 @@ def job_page(job: Job) -> Response:
     return render_page_or_fragment("jobs/page.html", "jobs/_status_poll.html", poll=True, **status_context(job))
 
 
-def jobs_page(jobs: list[Job], total: int, page: int, per_page: int) -> Response:
-    """My jobs, as a page or as the list fragment that refreshes itself."""
-    views = [JobView.from_job(j) for j in jobs]
+def jobs_page(page: listing.Page, total: listing.Total, args: dict[str, Any]) -> Response:
+    """My jobs, as a page or as the list fragment that refreshes itself (links by key: older / newer)."""
+    views = [JobView.from_job(j) for j in page.jobs]
     return render_page_or_fragment("jobs/list.html", "jobs/_list.html", jobs=views, total=total, page=page,
-                                   per_page=per_page)
+                                   list_args=args, self_url=request.full_path.rstrip("?"))
 
 
 def enqueued_fragment(job: Job, api_version: str) -> Response:
