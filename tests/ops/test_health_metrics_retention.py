@@ -70,6 +70,10 @@ def test_purge_rolls_up_then_answers_410(app, client):
         rolled_before = db.session.execute(
             sa.select(sa.func.coalesce(sa.func.sum(JobDailyCount.jobs), 0)).where(JobDailyCount.day == old_day.date())
         ).scalar_one()
+    # The throughput chart counts each job on the day it finished (today), from buckets kept at write time.
+    today = utcnow().strftime("%Y-%m-%d")
+    chart_before = _day_on_chart(client, today)
+    assert chart_before >= 2
     dry = app.test_cli_runner().invoke(args=["jobs", "purge", "--dry-run"])
     assert dry.exit_code == 0 and "would purge" in dry.output
     assert client.get(f"/jobs/{old}").status_code == 200  # a dry run changes nothing
@@ -91,6 +95,12 @@ def test_purge_rolls_up_then_answers_410(app, client):
     # Counters stay monotonic across the purge, and the daily chart still counts the purged job.
     metrics_after = client.get("/metrics").get_data(as_text=True)
     assert _metric(metrics_after, "longrun_jobs_finished_total", report="demo", state="Succeeded") >= finished_before
+    assert _day_on_chart(client, today) >= chart_before
+
+
+def _day_on_chart(client, day: str) -> int:
+    """Succeeded jobs the dashboard's per-day chart shows for ``day`` (YYYY-MM-DD)."""
     page = client.get("/dashboard/", headers={"Accept": "text/html"}).get_data(as_text=True)
-    shown = re.search(re.escape(old_day.strftime("%Y-%m-%d")) + r": (\d+) succeeded", page)
-    assert shown and int(shown.group(1)) >= 1
+    shown = re.search(re.escape(day) + r": (\d+) succeeded", page)
+    assert shown, "the day is not on the chart"
+    return int(shown.group(1))
