@@ -45,9 +45,9 @@ class ScheduleFilter:
         if self.report:
             conditions.append(Schedule.report == self.report)
         if self.status in ("enabled", "overdue"):
-            conditions.append(Schedule.enabled.is_(True))
+            conditions.append(Schedule.enabled)  # as the due index says it (overdue reads that index)
         if self.status == "paused":
-            conditions.append(Schedule.enabled.is_(False))
+            conditions.append(sa.not_(Schedule.enabled))
         if self.status == "overdue":
             grace = timedelta(seconds=current_app.config["LONGRUN_MISFIRE_GRACE_SECONDS"])
             conditions.append(Schedule.next_fire_at < utcnow() - grace)

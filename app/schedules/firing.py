@@ -85,11 +85,7 @@ def _waiting(job: Job) -> None:
 def fire_due(now: datetime | None = None, batch: int = BATCH) -> tuple[int, int, bool]:
     """Create the jobs of due schedules and move each to its next slot; (jobs created, slots missed, more left)."""
     now = now or utcnow()
-    due = db.session.execute(
-        sa.select(Schedule).where(Schedule.enabled.is_(True), Schedule.next_fire_at <= now)
-        .order_by(Schedule.next_fire_at).limit(batch).with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
-    ).scalars().all()
+    due = db.session.execute(due_schedules(now, batch)).scalars().all()
     if not due:
         db.session.rollback()
         return 0, 0, False
@@ -111,6 +107,17 @@ def fire_due(now: datetime | None = None, batch: int = BATCH) -> tuple[int, int,
     cfg = current_app.config
     publish_events(cfg["REDIS_URL"], Namespace.of(cfg), messages)
     return len(created), missed, len(due) == batch
+
+
+def due_schedules(now: datetime, batch: int = BATCH) -> sa.Select:
+    """Enabled schedules whose slot has come, soonest first, locked (others' locked rows skipped).
+
+    ``WHERE enabled`` exactly as the partial index says it: PostgreSQL does not match ``enabled IS true``
+    to that index (tests/schedules/test_exactly_once.py checks the plan).
+    """
+    return (sa.select(Schedule).where(Schedule.enabled, Schedule.next_fire_at <= now)
+            .order_by(Schedule.next_fire_at).limit(batch).with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True))
 
 
 def _plan(schedule: Schedule, now: datetime) -> FirePlan | None:
