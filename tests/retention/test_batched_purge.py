@@ -216,3 +216,25 @@ def test_rows_held_by_others_are_skipped_not_waited_for(pg_purge_app):
     assert purge(NOW).total == 1  # the next run takes it
     assert not db.session.execute(sa.select(Job.id)).first()
     assert _gauges() == _table_counts()
+
+
+def test_a_sliced_pass_goes_on_where_it_stopped_and_the_next_pass_takes_what_it_skipped(pg_purge_app):
+    expired = _seed(EXPIRED[:1])  # 700 jobs: batches of 300
+    held = sorted(expired, key=lambda j: (j["finished_at"], j["id"]))[5]["id"]  # in the first batch
+    locked, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_row_lock,
+                              args=(db.engine.url.render_as_string(hide_password=False), held, locked, release))
+    holder.start()
+    try:
+        assert locked.wait(10)
+        first = purge(NOW, budget=0)
+        assert first.total == BATCH and first.more  # the held row skipped, the batch filled past it
+    finally:
+        release.set()
+        holder.join(10)
+    while purge(NOW, budget=0).more:  # the rest of this pass, each call from where the last one stopped
+        pass
+    left = db.session.execute(sa.select(Job.id)).scalars().all()
+    assert left == [held]  # behind the place the pass went on from: not looked at again in this pass
+    assert purge(NOW, budget=0).total == 1  # the pass ended; the next starts at the oldest again
+    assert _gauges() == _table_counts()
