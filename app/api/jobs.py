@@ -75,7 +75,8 @@ def list_my_jobs() -> Response:
     try:
         at = position(request.args, per_page)
     except BadPosition as exc:
-        raise ApiError(422, "Invalid Request", str(exc), slug="validation-error",
+        # Like a page past the end of a list: that page does not exist (Django REST framework answers 404 too).
+        raise ApiError(404, "Page Not Found", str(exc), slug="page-not-found",
                        errors=[{"field": exc.field, "message": str(exc)}]) from None
     f = JobFilter(owner=current_owner(), state=state, report=report)
     page, total = listing.read(f, before=at.before, after=at.after, offset=at.offset, per_page=per_page)

@@ -166,7 +166,7 @@ def build_document() -> dict[str, Any]:
     submit = {
         "requestBody": {"required": False, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SubmitRequest"}}}},
         "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 255}}],
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]*[!-~][ -~]*$"}}],
         "responses": {"202": dict(_json("Job", "Accepted; follow `Location` (it carries the job's read capability)."), headers={
             "Location": {"schema": {"type": "string"}}, "Retry-After": {"schema": {"type": "string"}}}),
             **_problems("400", "401", "403", "413", "415", "422", "429", "503")},
@@ -192,9 +192,9 @@ def build_document() -> dict[str, Any]:
                            {"name": "after", "in": "query", "schema": {"type": "string"},
                             "description": "an opaque position from links.prev: the jobs just newer"},
                            {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000000},
-                            "description": "1 is the newest page; pages reach the newest 10,000 jobs (past them: 422)"},
+                            "description": "1 is the newest page; pages reach the newest 10,000 jobs (past them: 404)"},
                            {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}}],
-            "responses": {"200": _json("JobList", "A page of jobs."), **_problems("401", "422", "503")}}},
+            "responses": {"200": _json("JobList", "A page of jobs."), **_problems("401", "404", "422", "503")}}},
         "/jobs/{job_id}": {
             "parameters": [JOB_ID],
             "get": {"summary": "One job", "parameters": [ACCESS],
@@ -229,7 +229,9 @@ def build_document() -> dict[str, Any]:
         "info": {"title": "Longrun", "version": "1.0.0",
                  "description": "Long-running reports: start, follow (also over the /notifications WebSocket), download."},
         "paths": paths,
-        "components": {"schemas": {**SCHEMAS, **schedule_api.SCHEMAS, "SubmitRequest": submit_request_schema()},
+        "components": {"schemas": {**SCHEMAS, **schedule_api.SCHEMAS, "SubmitRequest": submit_request_schema(),
+                                   "ScheduleCreate": schedule_api.create_schema(
+                                       {r.name: _params_object(r.describe()["params"]) for r in all_reports()})},
                        "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer", "description": "Token from `flask tokens create`."},
             "session": {"type": "apiKey", "in": "cookie", "name": "session"}}},

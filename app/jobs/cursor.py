@@ -70,9 +70,9 @@ def position(args: Mapping[str, str], per_page: int) -> Position:
     raw = args.get("page")
     if not raw:
         return Position()
-    if not raw.isdigit() or int(raw) < 1:
+    page = int(raw) if raw.isdigit() else 0
+    if page < 1:
         raise BadPosition("page", "'page' must be a whole number from 1")
-    page = int(raw)
     if (page - 1) * per_page >= SKIP_LIMIT:
         raise BadPosition("page", f"page={page} is past the newest {SKIP_LIMIT:,} jobs of this list, which page= "
                                   "reaches; follow the list's next link (before=...) to go further")

@@ -271,15 +271,15 @@ def test_the_api_pages_by_key_and_still_answers_page_numbers(history):
     second = client.get(first["links"]["next"], headers=auth).get_json()
     assert [j["id"] for j in second["items"]] == [str(k) for k in newest[50:100]]
     assert client.get(second["links"]["prev"], headers=auth).get_json()["items"] == first["items"]
-    # page=: 1 is the newest page, N the N-th, within the newest 10,000 jobs; past them a readable 422.
+    # page=: 1 is the newest page, N the N-th, within the newest 10,000 jobs; past them a readable 404.
     assert client.get("/jobs?per_page=50&page=1", headers=auth).get_json()["items"] == first["items"]
     page3 = client.get("/jobs?per_page=50&page=3", headers=auth).get_json()
     assert page3["page"] == 3 and [j["id"] for j in page3["items"]] == [str(k) for k in newest[100:150]]
     deep = client.get("/jobs?per_page=50&page=201", headers=auth)
-    assert deep.status_code == 422 and deep.mimetype == "application/problem+json"
+    assert deep.status_code == 404 and deep.mimetype == "application/problem+json"
     assert "before=" in deep.get_json()["detail"] and deep.get_json()["errors"][0]["field"] == "page"
     forged = client.get("/jobs?before=bm90LWEta2V5", headers=auth)
-    assert forged.status_code == 422 and forged.get_json()["errors"][0]["field"] == "before"
+    assert forged.status_code == 404 and forged.get_json()["errors"][0]["field"] == "before"
     # One more job and the owner is past what is counted exactly: null and a lower bound, never a wrong number.
     with history.app_context():
         extra = _insert_jobs(HEAVY, 1)
