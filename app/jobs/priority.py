@@ -18,8 +18,6 @@ def resolve(requested: object, allowance: int) -> int:
         return allowance
     if isinstance(requested, float) and requested.is_integer():
         requested = int(requested)  # JSON does not tell 3 from 3.0
-    if isinstance(requested, float) and requested.is_integer():
-        requested = int(requested)  # JSON Schema counts 3.0 as the integer 3, and so does our OpenAPI document
     if not isinstance(requested, int) or isinstance(requested, bool) or not LOWEST <= requested <= HIGHEST:
         raise PriorityInvalid(f"must be an integer from {LOWEST} to {HIGHEST}")
     if requested > allowance:

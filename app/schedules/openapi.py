@@ -1,6 +1,7 @@
 """The ``/schedules`` operations and schemas of the OpenAPI document (merged by app/api/openapi.py)."""
 from __future__ import annotations
 
+import zoneinfo
 from typing import Any
 
 from app.schedules.models import MISFIRE_POLICIES
@@ -17,9 +18,20 @@ _FIELDS: dict[str, Any] = {
 _RUN = {"type": "object", "properties": {"job_id": {"type": "string"}, "scheduled_for": {"type": ["string", "null"]},
                                          "state": {"type": "string"}}}
 
+def create_schema(params_by_report: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One variant per report with its exact parameters; zones from this machine's zone database.
+
+    Only ``cron`` is left to the server (its fields, and the operator's minimum interval): a schema-valid
+    expression may still answer 422 naming ``cron``.
+    """
+    zones = {"type": "string", "enum": sorted(zoneinfo.available_timezones())}
+    return {"oneOf": [{"type": "object", "additionalProperties": False, "required": ["report", "cron"],
+                       "properties": {**_FIELDS, "report": {"const": name}, "params": params, "timezone": zones}}
+                      for name, params in params_by_report.items()]}
+
+
 SCHEMAS: dict[str, Any] = {
-    "ScheduleCreate": {"type": "object", "additionalProperties": False, "required": ["report", "cron"],
-                       "properties": _FIELDS},
+    # A change is checked against the stored report's parameters: 422 may name params.* or cron.
     "ScheduleChange": {"type": "object", "additionalProperties": False, "properties": _FIELDS},
     "Schedule": {
         "type": "object",
