@@ -106,6 +106,18 @@ def sql(dsn: str, statement: str, params: tuple = (), autocommit: bool = True) -
         conn.close()
 
 
+def claim(prefix: str) -> psycopg2.extensions.connection:
+    """A session advisory lock on ``prefix`` for the whole run: two runs would drop each other's databases."""
+    conn = psycopg2.connect(f"{PG_HOST_URL}/postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (f"bench_history:{prefix}",))
+        if not cur.fetchone()[0]:
+            raise SystemExit(f"another bench_history run uses the databases {prefix}_*: wait for it, or pass "
+                             "--db-prefix (and --redis-db) of your own")
+    return conn
+
+
 def drop_database(name: str) -> None:
     """DROP DATABASE ... WITH (FORCE)."""
     sql(f"{PG_HOST_URL}/postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -222,7 +234,7 @@ class Site:
 
 def measure_size(n: int, args: argparse.Namespace, procs: ProcSet, redis_url: str) -> dict:
     """Seed, upgrade, serve and time every read at one size (the purge run too if ``purge``)."""
-    db = f"{DB_PREFIX}_{label(n).lower()}"
+    db = f"{args.db_prefix}_{label(n).lower()}"
     port = free_port(PORT_RANGE)
     env = app_env(f"{PG_HOST_URL}/{db}", redis_url, port)
     print(f"\n== {n:,} jobs: database {db}, port {port} (load {loadavg()})", flush=True)
@@ -262,7 +274,7 @@ def measure_size(n: int, args: argparse.Namespace, procs: ProcSet, redis_url: st
 
 def empty_post(args: argparse.Namespace, procs: ProcSet, redis_url: str) -> dict:
     """``POST /reports/v2`` on an empty database at head: the baseline for 'within 10 %'."""
-    db = f"{DB_PREFIX}_empty"
+    db = f"{args.db_prefix}_empty"
     port = free_port(PORT_RANGE)
     env = app_env(f"{PG_HOST_URL}/{db}", redis_url, port)
     recreate_database(db)
@@ -350,6 +362,8 @@ def main() -> int:
                    help="gunicorn workers during the purge run (default 2, production's WEB_CONCURRENCY)")
     p.add_argument("--skip-purge", action="store_true", help="no purge run")
     p.add_argument("--keep-db", action="store_true", help="keep each size's database (they are big)")
+    p.add_argument("--db-prefix", default=DB_PREFIX, help=f"database names: <prefix>_<size> (default {DB_PREFIX})")
+    p.add_argument("--redis-db", type=int, default=REDIS_DB, help=f"Redis DB number, flushed (default {REDIS_DB})")
     p.add_argument("--keep-logs", action="store_true", help="keep the process logs")
     p.add_argument("--json", type=Path, default=None, help="also write every figure to this file")
     args = p.parse_args()
@@ -358,7 +372,8 @@ def main() -> int:
     args.purge_rows = args.purge_rows or min(1_000_000, sizes[-1] // 2)
     logdir = Path(tempfile.mkdtemp(prefix="bench-history-"))
     procs = ProcSet(logdir)
-    redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
+    guard = claim(args.db_prefix)  # noqa: F841 - held (open) until the run ends
     redis.Redis.from_url(redis_url).flushdb()
     print(f"bench_history: sizes {', '.join(label(n) for n in sizes)}; {os.cpu_count()} cpus; load {loadavg()}; "
           f"logs {logdir}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", flush=True)
