@@ -252,7 +252,8 @@ def measure_size(n: int, args: argparse.Namespace, procs: ProcSet, redis_url: st
         for read in reads:
             out["reads"][read.name] = site.time(read, args.requests, args.warmup)
             r = out["reads"][read.name]
-            print(f"  {read.name:<34} p50 {fmt(r['p50']):>7} ms  p99 {fmt(r['p99']):>7} ms"
+            r["note"] = read.note
+            print(f"  {read.name:<34} p50 {fmt(r['p50']):>7} ms  p99 {fmt(r['p99']):>7} ms  {read.note}"
                   f"{'  ERRORS ' + str(r['errors']) if r['errors'] else ''}", flush=True)
         out["post"] = site.post_p50(args.requests)
         print(f"  {'POST /reports/v2':<34} p50 {fmt(out['post']['p50']):>7} ms  p99 {fmt(out['post']['p99']):>7} ms",
@@ -318,7 +319,8 @@ def print_report(result: dict, sizes: list[int]) -> None:
         r50 = last.get("p50", float("nan")) / first.get("p50", float("nan"))
         r99 = last.get("p99", float("nan")) / first.get("p99", float("nan"))
         ok = last.get("p99", 1e9) < limit and r50 <= RATIO_TARGET and not any(c.get("errors") for c in cells)
-        print(f"| {name} | " + " | ".join(f"{fmt(c.get('p50'))} / {fmt(c.get('p99'))}" for c in cells)
+        print(f"| {name} | " + " | ".join(f"{fmt(c.get('p50'))} / {fmt(c.get('p99'))}"
+                                          + (f" ({c['note']})" if c.get("note") else "") for c in cells)
               + f" | {fmt(r50, 2)}× / {fmt(r99, 2)}× | p99 < {limit:.0f} ms, ≤ {RATIO_TARGET:.0f}×: {verdict(ok)} |")
     empty = result["empty_post"]
     print("\n### `POST /reports/v2` (no worker: the job stays Enqueued)\n")
@@ -347,7 +349,7 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=3, help="untimed requests per read first (default 3)")
     p.add_argument("--hops", type=int, default=50, help="'older' / next links followed for a deep page (default 50)")
     p.add_argument("--purge-rows", type=parse_size, default=None,
-                   help="expired rows for the purge run (default: 1M, at most half the largest size)")
+                   help="expired rows for the purge run (default: 1M, at most a quarter of the largest size)")
     p.add_argument("--purge-rate", type=float, default=50.0, help="POSTs per second during the purge run")
     p.add_argument("--baseline-seconds", type=float, default=10.0,
                    help="POSTs at that rate before the purge starts (default 10)")
@@ -369,7 +371,7 @@ def main() -> int:
     args = p.parse_args()
     sizes = sorted(args.sizes or [n for n in LADDER.values() if n <= args.up_to])
     args.purge_at = None if args.skip_purge else sizes[-1]
-    args.purge_rows = args.purge_rows or min(1_000_000, sizes[-1] // 2)
+    args.purge_rows = args.purge_rows or min(1_000_000, sizes[-1] // 4)
     logdir = Path(tempfile.mkdtemp(prefix="bench-history-"))
     procs = ProcSet(logdir)
     redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"

@@ -39,6 +39,7 @@ class Read:
     name: str
     path: str
     headers: dict[str, str] = field(default_factory=dict)
+    note: str = ""  # what the name leaves out, e.g. how many links were followed to reach the page
 
 
 class _Links(HTMLParser):
@@ -108,10 +109,10 @@ def dashboard_reads(site: Any, terms: dict[str, str], hops: int) -> list[Read]:
     ]
     deep, made = follow(site, "/dashboard/", hops, lambda r: older_link(r.text))
     if deep:
-        reads.append(Read(f"dashboard older ×{made}", deep))
+        reads.append(Read("dashboard deep (older links)", deep, note=f"×{made}"))
     deep, made = follow(site, q(state="Failed"), hops, lambda r: older_link(r.text))
     if deep:
-        reads.append(Read(f"dashboard state=Failed older ×{made}", deep))
+        reads.append(Read("dashboard state=Failed deep", deep, note=f"×{made}"))
     reads.append(Read(f"dashboard page={DASHBOARD_PAGE}", q(page=DASHBOARD_PAGE)))
     reads += [Read("dashboard counts", "/dashboard/counts"), *chart_reads(site)]
     reads.append(Read("dashboard job detail", f"/dashboard/jobs/{terms['id']}"))
@@ -137,7 +138,7 @@ def api_reads(site: Any, terms: dict[str, str], token: str, hops: int) -> list[R
     reads = [Read("GET /jobs (owner, first page)", "/jobs", auth)]
     deep, made = follow(site, "/jobs", hops, lambda r: r.json().get("links", {}).get("next"), auth)
     if deep:
-        reads.append(Read(f"GET /jobs next ×{made}", deep, auth))
+        reads.append(Read("GET /jobs deep (next links)", deep, auth, note=f"×{made}"))
     reads += [Read(f"GET /jobs?page={API_PAGE}", f"/jobs?page={API_PAGE}", auth),
               Read("GET /jobs/{id}", f"/jobs/{job_id}", auth),
               Read("GET /jobs/{id}/events", f"/jobs/{job_id}/events", auth),
