@@ -13,18 +13,15 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Row
-from sqlalchemy.sql import visitors
-from sqlalchemy.sql.util import ClauseAdapter
 
 from app.extensions import db
-from app.jobs import counters
+from app.jobs import counters, scan
 from app.jobs.cursor import Cursor
 from app.jobs.models import Job
-from app.jobs.search import COUNT_CAP, hits, search_clause, within_budget
+from app.jobs.scan import SCAN_LIMIT
+from app.jobs.search import COUNT_CAP, search_clause
 from app.jobs.states import JobState
 
-SCAN_LIMIT = 5_000  # index entries a filter that no index fully serves walks per request (~5k row reads)
 # The equality filters one index serves in (created_at, id) order, most specific first (app/jobs/models.py).
 SERVED = (("owner", "state"), ("report", "state"), ("owner",), ("report",), ("state",), ())
 
@@ -94,16 +91,6 @@ class Plan:
     common_text: bool = False  # the search text is in more than COUNT_CAP jobs (or the index took too long)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What one read found: the page's keys, how many rows matched and were looked at, where a walk stopped."""
-
-    keys: list[Cursor]
-    matched: int
-    seen: int
-    end: Cursor | None
-
-
 def plan(f: JobFilter) -> Plan:
     """How to read ``f``: through the served equality set with most columns, the rest checked per row."""
     served = next(names for names in SERVED if set(names) <= set(f.equalities()))
@@ -134,7 +121,7 @@ def bulk_targets(f: JobFilter, limit: int) -> tuple[Total, list[Any]]:
     """How many jobs match ``f`` and the ids of the oldest ``limit`` (bulk actions go oldest first)."""
     p = plan(f)
     if p.search:
-        outcome = _search_outcome(p, None, True, 0, limit)
+        outcome = scan.search(p.search or "", [*p.lead, *p.residual], None, True, 0, limit)
         if outcome is not None and outcome.seen <= COUNT_CAP:
             return Total(outcome.matched), [k.id for k in outcome.keys]
         p = _walking(p, common=outcome is not None)
@@ -152,26 +139,26 @@ def _from_index(p: Plan, before: Cursor | None, after: Cursor | None, offset: in
     """The page and total from the trigram index; else whether that was because the text is common (True)
     or because the index took too long (False)."""
     newer = after is not None
-    outcome = _search_outcome(p, after if newer else before, newer, offset, per_page + 1)
+    outcome = scan.search(p.search or "", [*p.lead, *p.residual], after if newer else before, newer, offset,
+                          per_page + 1)
     if outcome is not None and newer and len(outcome.keys) <= per_page:
-        outcome = _search_outcome(p, None, False, 0, per_page + 1)  # nothing newer past these: the newest page
+        # Nothing newer past these: the newest page.
+        outcome = scan.search(p.search or "", [*p.lead, *p.residual], None, False, 0, per_page + 1)
         before = after = None
     if outcome is None or outcome.seen > COUNT_CAP:
         return outcome is not None
     return _assemble(outcome, before, after, offset, per_page), Total(outcome.matched)
 
 
-def _search_outcome(p: Plan, cursor: Cursor | None, newer: bool, offset: int, limit: int) -> Outcome | None:
-    """The trigram index's matches (COUNT_CAP + 1 at most: ``seen``) filtered, counted and paged in one
-    statement; None when it took longer than its budget."""
-    source = hits(p.search or "").cte("hits")
-    rows = within_budget(_statement(source, [*p.lead, *p.residual], _keyset(source.c, cursor, newer), newer,
-                                    offset, limit))
-    return None if rows is None else _outcome_of(rows, walked=False)
+def _outcome(p: Plan, cursor: Cursor | None, newer: bool, offset: int, limit: int) -> scan.Outcome:
+    """Keys of up to ``limit`` matches past ``cursor``: an index range read, or a bounded walk."""
+    if not p.residual:
+        return scan.index_range(p.lead, cursor, newer, offset, limit)
+    return scan.walk(p.lead, p.residual, cursor, newer, offset, limit)
 
 
 def _page(p: Plan, before: Cursor | None, after: Cursor | None, offset: int, per_page: int
-          ) -> tuple[Page, Outcome]:
+          ) -> tuple[Page, scan.Outcome]:
     newer = after is not None
     outcome = _outcome(p, after if newer else before, newer, offset, per_page + 1)
     if newer and len(outcome.keys) <= per_page and outcome.end is None:
@@ -179,50 +166,7 @@ def _page(p: Plan, before: Cursor | None, after: Cursor | None, offset: int, per
     return _assemble(outcome, before, after, offset, per_page), outcome
 
 
-def _outcome(p: Plan, cursor: Cursor | None, newer: bool, offset: int, limit: int) -> Outcome:
-    """Keys of up to ``limit`` matches past ``cursor``: an index range read, or a walk of SCAN_LIMIT entries."""
-    source = sa.select(Job.created_at, Job.id).where(*p.lead, *_keyset(Job, cursor, newer)) \
-        .order_by(*_order(Job, newer))
-    if not p.residual:
-        rows = db.session.execute(source.offset(offset).limit(limit)).all()
-        return Outcome([Cursor(*row) for row in rows], len(rows), len(rows), None)
-    # Only the columns the checks need: a report check is answered by the owner indexes alone (INCLUDE).
-    needed = {c.key: c for clause in p.residual for c in visitors.iterate(clause) if isinstance(c, sa.Column)}
-    walk = source.add_columns(*[c for key, c in needed.items() if key not in ("created_at", "id")]) \
-        .limit(SCAN_LIMIT).cte("walk")
-    return _outcome_of(db.session.execute(_statement(walk, p.residual, [], newer, offset, limit)).all(), walked=True)
-
-
-def _statement(source: sa.CTE, checks: list[sa.ColumnElement[bool]], keyset: list[sa.ColumnElement[bool]],
-               newer: bool, offset: int, limit: int) -> sa.Select:
-    """One row per key of the page (at least one row): rows seen in ``source``, how many pass ``checks``,
-    the last row seen, and the page's keys. The database does the work: a few rows come back, not thousands.
-
-    A walk's LIMIT inside its CTE keeps PostgreSQL from pushing the checks into the index scan: it stops at
-    the bound whatever the checks find.
-    """
-    adapt = ClauseAdapter(source).traverse
-    hit = sa.select(source.c.created_at, source.c.id).where(*[adapt(c) for c in checks]).cte("hit")
-    page = sa.select(hit.c.created_at, hit.c.id).where(*[ClauseAdapter(hit).traverse(c) for c in keyset]) \
-        .order_by(*_order(hit.c, newer)).offset(offset).limit(limit).subquery("page")
-    last = sa.select(source.c.created_at).order_by(*_order(source.c, not newer)).limit(1)
-    one = sa.select(sa.literal(1).label("one")).subquery("one")
-    return (sa.select(sa.select(sa.func.count()).select_from(source).scalar_subquery().label("seen"),
-                      sa.select(sa.func.count()).select_from(hit).scalar_subquery().label("matched"),
-                      last.scalar_subquery().label("end_at"),
-                      last.with_only_columns(source.c.id).scalar_subquery().label("end_id"),
-                      page.c.created_at, page.c.id)
-            .select_from(one.outerjoin(page, sa.true())).order_by(*_order(page.c, newer)))
-
-
-def _outcome_of(rows: list[Row], walked: bool) -> Outcome:
-    first = rows[0]
-    keys = [Cursor(row.created_at, row.id) for row in rows if row.id is not None]
-    end = Cursor(first.end_at, first.end_id) if walked and first.seen >= SCAN_LIMIT else None
-    return Outcome(keys, first.matched, first.seen, end)
-
-
-def _assemble(outcome: Outcome, before: Cursor | None, after: Cursor | None, offset: int, per_page: int) -> Page:
+def _assemble(outcome: scan.Outcome, before: Cursor | None, after: Cursor | None, offset: int, per_page: int) -> Page:
     """The page and its links from ``outcome`` (keys fetched one past the page, to know if more follow)."""
     keys = outcome.keys
     more = len(keys) > per_page
@@ -238,7 +182,7 @@ def _assemble(outcome: Outcome, before: Cursor | None, after: Cursor | None, off
     return page
 
 
-def _total(f: JobFilter, p: Plan, first: Outcome | None) -> Total:
+def _total(f: JobFilter, p: Plan, first: scan.Outcome | None) -> Total:
     """How many match ``f``: the counters for a state/report filter, else counted up to a bound."""
     if not (f.owner or f.created_from or f.created_to or f.q):
         per_state = counters.jobs_per_state(f.report)
@@ -251,17 +195,6 @@ def _total(f: JobFilter, p: Plan, first: Outcome | None) -> Total:
         return Total(n, exact=n <= COUNT_CAP)
     outcome = first or _outcome(p, None, False, 0, 1)
     return Total(outcome.matched, exact=outcome.end is None and outcome.seen < SCAN_LIMIT)
-
-
-def _keyset(columns: Any, cursor: Cursor | None, newer: bool) -> list[sa.ColumnElement[bool]]:
-    if cursor is None:
-        return []
-    key = sa.tuple_(columns.created_at, columns.id)
-    return [key > (cursor.created_at, cursor.id)] if newer else [key < (cursor.created_at, cursor.id)]
-
-
-def _order(columns: Any, newer: bool) -> list[Any]:
-    return [columns.created_at.asc(), columns.id.asc()] if newer else [columns.created_at.desc(), columns.id.desc()]
 
 
 def _load(keys: list[Cursor]) -> list[Job]:
