@@ -45,7 +45,8 @@ def walk(lead: list[sa.ColumnElement[bool]], checks: list[sa.ColumnElement[bool]
     needed = {c.key: c for clause in checks for c in visitors.iterate(clause) if isinstance(c, sa.Column)}
     source = _range(lead, cursor, newer).add_columns(
         *[c for key, c in needed.items() if key not in ("created_at", "id")]).limit(SCAN_LIMIT).cte("walk")
-    return _outcome_of(db.session.execute(_statement(source, checks, [], newer, offset, limit)).all(), walked=True)
+    rows = db.session.execute(_statement(source, checks, [], newer, offset, limit, walked=True)).all()
+    return _outcome_of(rows)
 
 
 def search(text: str, checks: list[sa.ColumnElement[bool]], cursor: Cursor | None, newer: bool, offset: int,
@@ -53,8 +54,9 @@ def search(text: str, checks: list[sa.ColumnElement[bool]], cursor: Cursor | Non
     """The trigram index's matches of ``text`` (COUNT_CAP + 1 at most: ``seen``), ``checks`` tested on each,
     counted and paged; None when the index took longer than its budget."""
     source = hits(text).cte("hits")
-    rows = within_budget(_statement(source, checks, _keyset(source.c, cursor, newer), newer, offset, limit))
-    return None if rows is None else _outcome_of(rows, walked=False)
+    rows = within_budget(_statement(source, checks, _keyset(source.c, cursor, newer), newer, offset, limit,
+                                    walked=False))
+    return None if rows is None else _outcome_of(rows)
 
 
 def _range(lead: list[sa.ColumnElement[bool]], cursor: Cursor | None, newer: bool) -> sa.Select:
@@ -62,9 +64,9 @@ def _range(lead: list[sa.ColumnElement[bool]], cursor: Cursor | None, newer: boo
 
 
 def _statement(source: sa.CTE, checks: list[sa.ColumnElement[bool]], keyset: list[sa.ColumnElement[bool]],
-               newer: bool, offset: int, limit: int) -> sa.Select:
+               newer: bool, offset: int, limit: int, walked: bool) -> sa.Select:
     """One row per key of the page (at least one row): rows seen in ``source``, how many pass ``checks``,
-    the last row seen, and the page's keys. The database does the work: a few rows come back, not thousands.
+    the last row a walk saw (where the next one starts), and the page's keys. The database does the work: a few rows come back, not thousands.
 
     A walk's LIMIT inside its CTE keeps PostgreSQL from pushing the checks into the index scan: it stops at
     the bound whatever the checks find.
@@ -74,19 +76,19 @@ def _statement(source: sa.CTE, checks: list[sa.ColumnElement[bool]], keyset: lis
     page = sa.select(hit.c.created_at, hit.c.id).where(*[ClauseAdapter(hit).traverse(c) for c in keyset]) \
         .order_by(*_order(hit.c, newer)).offset(offset).limit(limit).subquery("page")
     last = sa.select(source.c.created_at).order_by(*_order(source.c, not newer)).limit(1)
+    end = ([last.scalar_subquery(), last.with_only_columns(source.c.id).scalar_subquery()] if walked
+           else [sa.null(), sa.null()])
     one = sa.select(sa.literal(1).label("one")).subquery("one")
     return (sa.select(sa.select(sa.func.count()).select_from(source).scalar_subquery().label("seen"),
                       sa.select(sa.func.count()).select_from(hit).scalar_subquery().label("matched"),
-                      last.scalar_subquery().label("end_at"),
-                      last.with_only_columns(source.c.id).scalar_subquery().label("end_id"),
-                      page.c.created_at, page.c.id)
+                      end[0].label("end_at"), end[1].label("end_id"), page.c.created_at, page.c.id)
             .select_from(one.outerjoin(page, sa.true())).order_by(*_order(page.c, newer)))
 
 
-def _outcome_of(rows: list[Row], walked: bool) -> Outcome:
+def _outcome_of(rows: list[Row]) -> Outcome:
     first = rows[0]
     keys = [Cursor(row.created_at, row.id) for row in rows if row.id is not None]
-    end = Cursor(first.end_at, first.end_id) if walked and first.seen >= SCAN_LIMIT else None
+    end = Cursor(first.end_at, first.end_id) if first.end_id is not None and first.seen >= SCAN_LIMIT else None
     return Outcome(keys, first.matched, first.seen, end)
 
 

@@ -17,7 +17,7 @@ from app.jobs.models import SEARCH_DOCUMENT, Job
 
 COUNT_CAP = 10_000  # totals past it read "more than 10,000": counting further would read every match
 MIN_LENGTH = 3  # a trigram index cannot narrow down shorter text
-BUDGET_MS = 200  # what one search may spend in the index before it falls back to a bounded walk
+BUDGET_MS = 150  # what one search may spend in the index before it falls back to a bounded walk
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement stopped by statement_timeout
 
 
