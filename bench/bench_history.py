@@ -264,7 +264,8 @@ def measure_size(n: int, args: argparse.Namespace, procs: ProcSet, redis_url: st
 
             # Production's shape (WEB_CONCURRENCY=2): one GIL-bound worker alone is near its limit at 50 POST/s.
             site = Site(procs, env, port, f"gunicorn-{label(n)}-purge", workers=args.purge_web_workers)
-            out["purge"] = purge_run(site, env, f"{PG_HOST_URL}/{db}", n, args)
+            # Each rate purges the next-oldest share: the rows the previous run left are the oldest now.
+            out["purge"] = [purge_run(site, env, f"{PG_HOST_URL}/{db}", n, args, rate) for rate in args.purge_rates]
     finally:
         procs.stop(site.proc)
         redis.Redis.from_url(redis_url).flushdb()
@@ -332,11 +333,11 @@ def print_report(result: dict, sizes: list[int]) -> None:
         ratio = post["p50"] / empty["p50"]
         print(f"| {label(n)} | {fmt(post['p50'])} | {fmt(post['p99'])} | {ratio:.2f}× (≤ {POST_TARGET:.2f}×: "
               f"{verdict(ratio <= POST_TARGET)}) |")
-    purge = next((per[label(n)]["purge"] for n in sizes if "purge" in per[label(n)]), None)
-    if purge:
+    at = next((label(n) for n in sizes if "purge" in per[label(n)]), None)
+    if at:
         from history_purge import print_purge
 
-        print_purge(purge, PURGE_TARGET)
+        print_purge(per[at]["purge"], per[at]["post"], PURGE_TARGET)
 
 
 def main() -> int:
@@ -350,7 +351,8 @@ def main() -> int:
     p.add_argument("--hops", type=int, default=50, help="'older' / next links followed for a deep page (default 50)")
     p.add_argument("--purge-rows", type=parse_size, default=None,
                    help="expired rows for the purge run (default: 1M, at most a quarter of the largest size)")
-    p.add_argument("--purge-rate", type=float, default=50.0, help="POSTs per second during the purge run")
+    p.add_argument("--purge-rates", type=lambda s: [float(x) for x in s.split(",")], default=[50.0],
+                   help="POSTs per second during the purge run; several (e.g. 20,50) make one purge run each")
     p.add_argument("--baseline-seconds", type=float, default=10.0,
                    help="POSTs at that rate before the purge starts (default 10)")
     p.add_argument("--purge-slice", type=float, default=10.0,
