@@ -127,7 +127,7 @@ def load_config(overrides: dict | None = None) -> dict:
         "LONGRUN_PURGE_SECONDS": _float("LONGRUN_PURGE_SECONDS", 3600),
         # Jobs per purge transaction (each well under a second), and how long one clock run may purge
         # before it lets the other duties run (it comes back at once while expired jobs are left).
-        "LONGRUN_PURGE_BATCH": _int("LONGRUN_PURGE_BATCH", 1000),
+        "LONGRUN_PURGE_BATCH": _int("LONGRUN_PURGE_BATCH", 500),
         "LONGRUN_PURGE_BUDGET_SECONDS": _float("LONGRUN_PURGE_BUDGET_SECONDS", 5),
         # Share of the time the purge spends in batches; it rests the remainder, so live requests keep the CPU.
         "LONGRUN_PURGE_DUTY_CYCLE": _float("LONGRUN_PURGE_DUTY_CYCLE", 0.25),
