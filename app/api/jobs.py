@@ -72,6 +72,7 @@ def list_my_jobs() -> Response:
             raise ApiError(422, "Invalid Request", str(exc)[:300], slug="validation-error",
                            errors=[{"field": "report", "message": "unknown report"}]) from None
     per_page = query_int("per_page", 20, 1, 100)
+    query_int("page", 1, 1, 1_000_000)  # a malformed page= is a 422 like any bad parameter
     try:
         at = position(request.args, per_page)
     except BadPosition as exc:
