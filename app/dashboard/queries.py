@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
@@ -63,7 +64,7 @@ class Series:
     succeeded: list[int]
     failed: list[int]
 
-    @property
+    @cached_property
     def peak(self) -> int:
         """The tallest bar (at least 1, to scale by)."""
         return max([1, *self.succeeded, *self.failed])
