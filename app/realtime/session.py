@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
+import sqlalchemy as sa
 from flask import render_template
 from simple_websocket import ConnectionClosed
 from wsproto.utilities import LocalProtocolError
@@ -318,7 +319,11 @@ class NotificationSession:
                         self._send_recorded(str(job_id), known, seq)
                         self.tracked[str(job_id)] = seq
             if self.all_since is not None:
-                query = db.select(Job).where(Job.updated_at >= self.all_since - timedelta(seconds=5)).limit(200)
+                # New since we subscribed, or still moving: both index-backed (updated_at has no index, and a
+                # resync must not read the whole history).
+                since = self.all_since - timedelta(seconds=5)
+                active = Job.state.in_([s.value for s in ACTIVE_STATES])
+                query = db.select(Job).where(sa.or_(Job.created_at >= since, active)).limit(200)
                 if self.owner is not None:
                     query = query.where(Job.owner == self.owner)
                 for job in db.session.execute(query).scalars():
