@@ -11,13 +11,13 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from app.extensions import db
 from app.jobs import throughput
 from app.jobs.models import Job
 from app.jobs.states import JobState
+from app.jobs.upsert import adding_upsert
 
 # A transaction adds to one shard drawn at random: two workers wait on each other only when they draw the same
 # one, and then only until the other commits. Reads sum (keys x SHARDS) rows.
@@ -123,7 +123,7 @@ def _write_pending(session: Session) -> None:
     if pending:
         rows = [{"name": n, "report": r, "label": lb, "shard": shard, "value": v, "seconds": s}
                 for (n, r, lb), (v, s) in sorted(pending.items())]
-        session.execute(_upsert(dialect, rows))
+        session.execute(adding_upsert(JobCounter.__table__, dialect, rows, ("value", "seconds")))
     if buckets:
         rows = [{"unit": u, "start": t, "state": st, "shard": shard, "value": v}
                 for (u, t, st), v in sorted(buckets.items())]
@@ -136,16 +136,6 @@ def _forget_pending(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         session.info.pop(_PENDING, None)
         session.info.pop(_PENDING_BUCKETS, None)
-
-
-def _upsert(dialect: str, rows: list[dict]) -> sa.Insert:
-    table = JobCounter.__table__
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table).values(rows)
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c.name, table.c.report, table.c.label, table.c.shard],
-        set_={"value": table.c.value + stmt.excluded.value, "seconds": table.c.seconds + stmt.excluded.seconds},
-    )
 
 
 def read_totals(names: Iterable[str] | None = None) -> dict[Key, Delta]:

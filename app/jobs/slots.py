@@ -12,12 +12,12 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from app.extensions import db
 from app.jobs.models import Job, UTCDateTime, utcnow
 from app.jobs.states import JobState
+from app.jobs.upsert import adding_upsert
 
 WAITING, IN_FLIGHT = "waiting", "inflight"
 _DISPATCHABLE = (JobState.ENQUEUED.value, JobState.RETRYING.value)
@@ -112,7 +112,7 @@ def _write_moves(session: Session) -> None:
     rows = [{"owner": owner, WAITING: d[WAITING], IN_FLIGHT: d[IN_FLIGHT]}
             for owner, d in sorted(pending.items()) if d[WAITING] or d[IN_FLIGHT]]
     if rows:
-        session.execute(_upsert(session.get_bind().dialect.name, rows))
+        session.execute(adding_upsert(OwnerQueue.__table__, session.get_bind().dialect.name, rows, (WAITING, IN_FLIGHT)))
 
 
 @event.listens_for(db.session, "after_transaction_end")
@@ -120,16 +120,6 @@ def _forget_moves(session: Session, transaction: SessionTransaction) -> None:
     """A rolled-back transaction moved nothing."""
     if transaction.parent is None:
         session.info.pop(_PENDING, None)
-
-
-def _upsert(dialect: str, rows: list[dict]) -> sa.Insert:
-    table = OwnerQueue.__table__
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table).values(rows)
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c.owner],
-        set_={WAITING: table.c.waiting + stmt.excluded.waiting, IN_FLIGHT: table.c.inflight + stmt.excluded.inflight},
-    )
 
 
 def paused_scopes() -> dict[str, DispatchPause]:

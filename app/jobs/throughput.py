@@ -8,12 +8,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
 from app.jobs.models import Job, UTCDateTime, utcnow
 from app.jobs.states import JobState
+from app.jobs.upsert import adding_upsert
 
 UNITS: dict[str, timedelta] = {"minute": timedelta(minutes=1), "day": timedelta(days=1)}
 # Minute buckets older than this are dropped by the clock every PRUNE_SECONDS (the chart shows the last hour);
@@ -53,13 +53,7 @@ def bucket_deltas(job: Job, new: JobState | None) -> dict[BucketKey, int]:
 
 def upsert(dialect: str, rows: list[dict]) -> sa.Insert:
     """Add ``rows`` (unit, start, state, shard, value) to what the buckets hold."""
-    table = JobFinishedBucket.__table__
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table).values(rows)
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c.unit, table.c.start, table.c.state, table.c.shard],
-        set_={"value": table.c.value + stmt.excluded.value},
-    )
+    return adding_upsert(JobFinishedBucket.__table__, dialect, rows, ("value",))
 
 
 def finished_since(unit: str, start: datetime) -> dict[tuple[datetime, str], int]:
