@@ -90,23 +90,28 @@ def fire_due(now: datetime | None = None, batch: int = BATCH) -> tuple[int, int,
         db.session.rollback()
         return 0, 0, False
     plans = {s.id: _plan(s, now) for s in due}
-    taken = _slots_with_jobs([(s.id, p.slot) for s in due if (p := plans[s.id]) and p.slot])
-    created: list[tuple[Job, JobEvent]] = []
-    missed = 0
-    for schedule in due:
-        plan = plans[schedule.id]
-        schedule.next_fire_at = plan.next_fire_at if plan else None
-        missed += bool(plan and plan.missed)
-        if plan is None or plan.slot is None or (schedule.id, plan.slot) in taken:
-            continue
-        made = _fire(schedule, plan)
-        if made:
-            created.append(made)
+    created = _fire_all(due, plans)
+    missed = sum(1 for plan in plans.values() if plan and plan.missed)
     messages = [event_message(job, event) for job, event in created]
     db.session.commit()
     cfg = current_app.config
     publish_events(cfg["REDIS_URL"], Namespace.of(cfg), messages)
     return len(created), missed, len(due) == batch
+
+
+def _fire_all(due: list[Schedule], plans: dict) -> list[tuple[Job, JobEvent]]:
+    """Move each schedule to its next slot and create the jobs of the slots that have none yet."""
+    taken = _slots_with_jobs([(s.id, p.slot) for s in due if (p := plans[s.id]) and p.slot])
+    created = []
+    for schedule in due:
+        plan = plans[schedule.id]
+        schedule.next_fire_at = plan.next_fire_at if plan else None
+        if plan is None or plan.slot is None or (schedule.id, plan.slot) in taken:
+            continue
+        made = _fire(schedule, plan)
+        if made:
+            created.append(made)
+    return created
 
 
 def due_schedules(now: datetime, batch: int = BATCH) -> sa.Select:

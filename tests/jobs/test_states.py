@@ -29,7 +29,7 @@ def test_illegal_transition_names_both_states():
 
 def test_parse_state_is_case_insensitive_and_explains_errors():
     assert parse_state("processing") is JobState.PROCESSING
-    with pytest.raises(ValueError, match="valid states are Enqueued"):
+    with pytest.raises(ValueError, match="valid states are Scheduled, Enqueued"):
         parse_state("done")
 
 
