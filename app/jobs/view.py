@@ -42,6 +42,8 @@ class JobView:
     trace_id: str | None = None
     # A waiting job's place in line (single-job renderings compute it; lists and live events leave it out).
     place: QueuePlace | None = None
+    # When a job asked for later is due (a Scheduled job), or a schedule's slot.
+    scheduled_for: datetime | None = None
 
     @property
     def final(self) -> bool:
@@ -97,7 +99,7 @@ class JobView:
             error=f"{job.error_type}: {job.error_message}" if job.error_type else None,
             has_result=job.state == JobState.SUCCEEDED.value and job.result is not None,
             created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
-            last_seq=job.last_seq, trace_id=job.trace_id, place=place,
+            last_seq=job.last_seq, trace_id=job.trace_id, place=place, scheduled_for=job.scheduled_for,
         )
 
     @classmethod

@@ -85,3 +85,12 @@ def test_the_page_form_accepts_a_delay(client):
     client.delete(f"/jobs/{job_id}")
     bad = client.post("/jobs/new", data={"csrf_token": token, "report": "demo", "run_at": "2001-01-01T00:00:00Z"})
     assert bad.status_code == 422 and b"is in the past" in bad.data
+
+
+def test_the_job_page_says_when_a_scheduled_job_starts(client):
+    job = client.post("/reports/v2", json={"report": "demo", "delay_seconds": 120}).get_json()
+    page = client.get(f"/jobs/{job['id']}", headers={"Accept": "text/html"})
+    due = datetime.fromisoformat(job["scheduled_for"])
+    assert page.status_code == 200 and b'data-state="Scheduled"' in page.data
+    assert f"Starts at\n    <time datetime=\"{due.isoformat()}\"".encode() in page.data
+    client.delete(f"/jobs/{job['id']}")
