@@ -40,14 +40,16 @@ def check_owner_limits(owner: str) -> None:
         db.session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(owner))))
     since = utcnow() - WINDOW
     mine = Job.owner == owner
+    # The creation rate is the owner's own requests: what their schedules fire never makes a click answer 429.
+    by_hand = Job.schedule_id.is_(None)
     # One round trip: the owner's line (kept at write time) and its jobs of the last minute (index range).
     # Jobs asked for later count too: they will wait or run. (An index range of the owner's Scheduled jobs.)
     scheduled = sa.select(sa.func.count()).where(mine, Job.state == JobState.SCHEDULED.value).scalar_subquery()
     unfinished, recent, oldest = db.session.execute(sa.select(
         sa.func.coalesce(sa.select(OwnerQueue.waiting + OwnerQueue.inflight).where(OwnerQueue.owner == owner)
                          .scalar_subquery(), 0) + scheduled,
-        sa.select(sa.func.count()).where(mine, Job.created_at > since).scalar_subquery(),
-        sa.select(sa.func.min(Job.created_at)).where(mine, Job.created_at > since).scalar_subquery(),
+        sa.select(sa.func.count()).where(mine, Job.created_at > since, by_hand).scalar_subquery(),
+        sa.select(sa.func.min(Job.created_at)).where(mine, Job.created_at > since, by_hand).scalar_subquery(),
     )).one()
     unfinished = unfinished or 0
     if 0 < max_unfinished <= unfinished:
