@@ -7,9 +7,9 @@ the purge of a big expired share while 50 jobs/s come in, and `flask db upgrade`
     .venv/bin/python bench/bench_history.py --sizes 10k,10M      # any list
     .venv/bin/python bench/bench_history.py --help
 
-It owns: the PostgreSQL databases ``longrun_bench_history_<size>`` (each dropped and re-created, dropped again
-after its size unless ``--keep-db``), Redis DB 7 (flushed), one port in 5400-5499, and the gunicorn and
-``flask jobs purge`` processes it starts. See bench/README.md.
+It owns: the PostgreSQL databases ``longrun_bench_history_<size>`` (``--db-prefix``; each dropped and re-created,
+dropped again after its size unless ``--keep-db``), Redis DB 7 (``--redis-db``, flushed), one port in 5500-5599,
+and the gunicorn and purge-driver processes it starts. See bench/README.md.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psutil
 import psycopg2
 import redis
 import requests
@@ -42,7 +43,7 @@ from history_seed import BIG_OWNER, SeedPlan, job_id_sql, search_terms, seed  # 
 LADDER = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000, "10M": 10_000_000}
 DB_PREFIX = "longrun_bench_history"
 REDIS_DB = 7
-PORT_RANGE = range(5400, 5500)
+PORT_RANGE = range(5500, 5600)
 POST_BODY = {"report": "demo", "params": {"duration_seconds": 0, "steps": 1}}
 GB_PER_MILLION = 1.6  # jobs + 3 events + result + every index, measured at 1 M (bench/README.md)
 TARGET_MS, SEARCH_TARGET_MS, RATIO_TARGET, POST_TARGET, PURGE_TARGET = 100.0, 300.0, 2.0, 1.10, 1.5
@@ -71,13 +72,13 @@ def stats(samples: list[float]) -> dict:
     return {"n": len(ms), "p50": percentile(ms, 50), "p99": percentile(ms, 99), "max": max(ms) if ms else float("nan")}
 
 
-def app_env(db_url: str, redis_url: str, port: int) -> dict[str, str]:
+def app_env(db_url: str, redis_url: str) -> dict[str, str]:
     """The inherited environment minus Longrun settings, plus a testing Longrun on our database, one worker."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("LONGRUN_", "GUNICORN_")) and k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY",
                                                                         "PORT", "WEB_CONCURRENCY", "PGAPPNAME"}}
     env.update({"LONGRUN_ENV": "testing", "SECRET_KEY": "bench-history", "DATABASE_URL": db_url,
-                "REDIS_URL": redis_url, "PORT": str(port), "WEB_CONCURRENCY": "1", "PYTHONUNBUFFERED": "1",
+                "REDIS_URL": redis_url, "WEB_CONCURRENCY": "1", "PYTHONUNBUFFERED": "1",
                 # No worker runs: posted jobs stay Enqueued, so every per-owner limit is off (old and new names).
                 "LONGRUN_MAX_ACTIVE_PER_OWNER": "0", "LONGRUN_MAX_WAITING_PER_OWNER": "0",
                 "LONGRUN_MAX_JOBS_PER_MINUTE": "0"})
@@ -193,12 +194,33 @@ def disk_check(n: int, keep: list[int]) -> None:
 class Site:
     """One gunicorn (one worker, gthread, production settings) on one database, and a keep-alive client."""
 
-    def __init__(self, procs: ProcSet, env: dict[str, str], port: int, name: str, workers: int = 1) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-        self.proc = procs.start(name, [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-                                {**env, "WEB_CONCURRENCY": str(workers)}, stop_signal=signal.SIGINT)
+    def __init__(self, procs: ProcSet, env: dict[str, str], name: str, workers: int = 1) -> None:
+        for _ in range(5):  # a port found free can be taken by another benchmark before gunicorn binds it
+            port = free_port(PORT_RANGE)
+            self.base = f"http://127.0.0.1:{port}"
+            self.proc = procs.start(name, [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
+                                           "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+                                    {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers)}, stop_signal=signal.SIGINT)
+            if self._serving(port):
+                break
+            procs.stop(self.proc)
+        else:
+            raise RuntimeError(f"{name}: no port in {PORT_RANGE.start}-{PORT_RANGE.stop - 1} stayed ours")
         self.proc.wait_http(self.base + "/healthz", timeout=60)
         self.session = requests.Session()
+
+    def _serving(self, port: int, timeout: float = 60) -> bool:
+        """Whether our gunicorn (not another process that took the port first) listens on ``port``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.alive():
+            for p in self.proc.tree():
+                try:
+                    if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in p.net_connections("tcp")):
+                        return True
+                except psutil.Error:
+                    pass
+            time.sleep(0.1)
+        return False
 
     def get(self, path: str, headers: dict | None = None) -> requests.Response:
         """GET ``path`` (a path or an absolute URL)."""
@@ -235,9 +257,8 @@ class Site:
 def measure_size(n: int, args: argparse.Namespace, procs: ProcSet, redis_url: str) -> dict:
     """Seed, upgrade, serve and time every read at one size (the purge run too if ``purge``)."""
     db = f"{args.db_prefix}_{label(n).lower()}"
-    port = free_port(PORT_RANGE)
-    env = app_env(f"{PG_HOST_URL}/{db}", redis_url, port)
-    print(f"\n== {n:,} jobs: database {db}, port {port} (load {loadavg()})", flush=True)
+    env = app_env(f"{PG_HOST_URL}/{db}", redis_url)
+    print(f"\n== {n:,} jobs: database {db} (load {loadavg()})", flush=True)
     out = {"prepare": prepare(n, db, env)}
     p = out["prepare"]
     print(f"  seed {p['seed_s']:.1f} s, 0003 backfill {p['upgrade_0003_s']:.1f} s, 0003 → head {p['upgrade_head_s']:.1f} s "
@@ -245,7 +266,7 @@ def measure_size(n: int, args: argparse.Namespace, procs: ProcSet, redis_url: st
           f"{p['db_size_gb']:.2f} GB", flush=True)
     _, token = flask(env, "tokens", "create", BIG_OWNER.removeprefix("user:"))
     terms = search_terms(f"{PG_HOST_URL}/{db}", SeedPlan(n))
-    site = Site(procs, env, port, f"gunicorn-{label(n)}")
+    site = Site(procs, env, f"gunicorn-{label(n)}")
     try:
         reads = discover_reads(site, SeedPlan(n), terms, token.strip(), args.hops)
         out["reads"] = {}
@@ -263,7 +284,7 @@ def measure_size(n: int, args: argparse.Namespace, procs: ProcSet, redis_url: st
             from history_purge import purge_run
 
             # Production's shape (WEB_CONCURRENCY=2): one GIL-bound worker alone is near its limit at 50 POST/s.
-            site = Site(procs, env, port, f"gunicorn-{label(n)}-purge", workers=args.purge_web_workers)
+            site = Site(procs, env, f"gunicorn-{label(n)}-purge", workers=args.purge_web_workers)
             # Each rate purges the next-oldest share: the rows the previous run left are the oldest now.
             out["purge"] = [purge_run(site, env, f"{PG_HOST_URL}/{db}", n, args, rate) for rate in args.purge_rates]
     finally:
@@ -277,11 +298,10 @@ def measure_size(n: int, args: argparse.Namespace, procs: ProcSet, redis_url: st
 def empty_post(args: argparse.Namespace, procs: ProcSet, redis_url: str) -> dict:
     """``POST /reports/v2`` on an empty database at head: the baseline for 'within 10 %'."""
     db = f"{args.db_prefix}_empty"
-    port = free_port(PORT_RANGE)
-    env = app_env(f"{PG_HOST_URL}/{db}", redis_url, port)
+    env = app_env(f"{PG_HOST_URL}/{db}", redis_url)
     recreate_database(db)
     flask(env, "db", "upgrade")
-    site = Site(procs, env, port, "gunicorn-empty")
+    site = Site(procs, env, "gunicorn-empty")
     try:
         return site.post_p50(args.requests)
     finally:

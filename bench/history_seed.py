@@ -139,6 +139,9 @@ def seed(dsn: str, plan: SeedPlan, chunk: int = 250_000, progress: Callable[[str
     try:
         with conn.cursor() as cur:
             cur.execute("SET synchronous_commit = off")  # benchmark data: a crash just means seeding again
+            # No foreign-key trigger per event and result row: they point at jobs of the same statement by
+            # construction (superuser only; the bench connects as postgres). Roughly halves the seed time.
+            cur.execute("SET session_replication_role = replica")
             for first in range(1, plan.n + 1, chunk):
                 last = min(plan.n, first + chunk - 1)
                 cur.execute(_chunk_sql(plan, first, last))
