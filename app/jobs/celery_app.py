@@ -75,7 +75,10 @@ def celery_init_app(app: Flask) -> Celery:
     def offer_slots(sender: object, **_: object) -> None:
         # The dispatcher hands out only as many jobs as live workers have slots: say we are here, and keep saying it.
         from app.jobs.capacity import start_announcing
+        from app.telemetry.tracing import init_tracing
 
+        # The main process dispatches too (when its slots appear): its publishes continue the jobs' traces.
+        init_tracing(app, "worker")
         start_announcing(app, sender.hostname, sender.controller.concurrency)
 
     @worker_shutdown.connect(weak=False)

@@ -23,6 +23,7 @@ from app.jobs.models import Job, utcnow
 from app.jobs.slots import ALL_REPORTS, OwnerQueue
 from app.jobs.states import JobState
 from app.realtime.channels import Namespace, publish_queue_moved
+from app.telemetry.tracing import continued_trace
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +44,15 @@ def publish(job: Job) -> bool:
     """Send the job's current task id to the queue; False (logged) if the broker refused."""
     report_limit = _report_time_limit(job.report)
     try:
-        current_app.extensions["celery"].send_task(
+        with continued_trace(job.trace_parent):
+            current_app.extensions["celery"].send_task(
             RUN_JOB_TASK,
-            args=[str(job.id)],
-            task_id=job.celery_task_id,
-            queue=current_app.config["LONGRUN_QUEUE"],
-            soft_time_limit=report_limit,
-            time_limit=report_limit + 60 if report_limit else None,
-        )
+                args=[str(job.id)],
+                task_id=job.celery_task_id,
+                queue=current_app.config["LONGRUN_QUEUE"],
+                soft_time_limit=report_limit,
+                time_limit=report_limit + 60 if report_limit else None,
+            )
         return True
     except Exception as exc:  # noqa: BLE001 - any broker failure sends the job back to waiting
         log.warning("could not publish job %s: %s", job.id, exc)

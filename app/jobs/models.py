@@ -78,6 +78,8 @@ class Job(db.Model):
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     worker: Mapped[str | None] = mapped_column(sa.String(255))
     trace_id: Mapped[str | None] = mapped_column(sa.String(32))
+    # The creating request's span (W3C traceparent): a later dispatch continues that trace.
+    trace_parent: Mapped[str | None] = mapped_column(sa.String(64))
     # A schedule's fire (app/schedules/) or a job asked for later (``run_at``): when it was meant to run.
     # A schedule's deletion leaves its jobs as ordinary jobs (SET NULL).
     schedule_id: Mapped[uuid.UUID | None] = mapped_column(

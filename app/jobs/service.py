@@ -24,7 +24,7 @@ from app.reports.params import to_json_params
 from app.reports.registry import Report
 from app.retention.models import PurgedJob
 from app.retention.purge import tombstone
-from app.telemetry.tracing import current_trace_id
+from app.telemetry.tracing import current_trace_id, current_trace_parent
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,7 @@ def build_job(owner: str, report: Report, params: dict[str, Any], *, priority: i
         celery_task_id=None,
         dispatched_at=None,  # waiting: the dispatcher decides when it goes to a worker
         trace_id=current_trace_id(),
+        trace_parent=current_trace_parent(),
         schedule_id=schedule_id,
         scheduled_for=scheduled_for,
         last_seq=0,

@@ -5,7 +5,8 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from flask import Flask
@@ -131,3 +132,31 @@ def current_trace_id() -> str | None:
     """The active trace id as 32 hex digits, or None outside a recorded trace."""
     ctx = trace.get_current_span().get_span_context()
     return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+def current_trace_parent() -> str | None:
+    """The active span as a W3C ``traceparent`` header value, to continue this trace later (None outside one)."""
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return None
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+
+
+@contextmanager
+def continued_trace(trace_parent: str | None) -> Iterator[None]:
+    """Run the block as a child of ``trace_parent`` (a stored ``traceparent``), or as it is when there is none.
+
+    A job may be handed to a worker long after, and in another process than, the request that created it:
+    continuing the request's trace keeps one trace from the click to the result.
+    """
+    if not trace_parent or trace.get_current_span().get_span_context().is_valid:
+        yield  # inside the creating request (or no trace): the current context is the right parent
+        return
+    from opentelemetry import context
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    token = context.attach(TraceContextTextMapPropagator().extract({"traceparent": trace_parent}))
+    try:
+        yield
+    finally:
+        context.detach(token)
