@@ -90,7 +90,29 @@ def _from_http(exc: HTTPException) -> ApiError:
         headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
     if status == 413:
         detail = f"The request body is larger than the limit of {request.max_content_length} bytes."
+        _drain_body()
     return ApiError(status, exc.name, detail, headers=headers)
+
+
+# What is read (and dropped) of a refused body, at most, before answering.
+DRAIN_BYTES = 1 << 20
+
+
+def _drain_body() -> None:
+    """Read what is left of a refused body (bounded) so the client reads our 413, not a connection reset.
+
+    Closing a socket with unread request bytes makes the kernel send a reset, which can overtake the answer.
+    """
+    stream = request.environ.get("wsgi.input")
+    remaining = min(request.content_length or DRAIN_BYTES, DRAIN_BYTES)
+    try:
+        while stream is not None and remaining > 0:
+            chunk = stream.read(min(65536, remaining))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+    except (OSError, ValueError):
+        return  # the client went away: nothing left to protect
 
 
 def register_error_handlers(app: Flask) -> None:
