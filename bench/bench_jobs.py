@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Longrun vs raw Celery and vs the stack floor: round-trip latency, pickup latency and throughput, in one run.
+"""Longrun vs raw Celery, the stack floor and Procrastinate: round trip, pickup, throughput and drain, in one run.
 
-    .venv/bin/python bench/bench_jobs.py            # defaults: 200 sequential, 500 throughput
+    .venv/bin/pip install -r bench/requirements.txt   # once: Procrastinate, a bench-only dependency
+    .venv/bin/python bench/bench_jobs.py            # defaults: 200 sequential, 500 throughput, drains of 500
     .venv/bin/python bench/bench_jobs.py --help
 
-It owns everything it touches: PostgreSQL database ``longrun_bench`` (dropped and re-created),
-Redis DB 13 (flushed), one port in 5100-5199, and the gunicorn / celery processes it starts (each in
+It owns everything it touches: PostgreSQL databases ``longrun_bench`` and ``longrun_bench_procrastinate``
+(``--db-name``; dropped and re-created, dropped again at the end unless ``--keep-db``), Redis DB 13 (flushed
+before and after), one port in 5100-5199, and the gunicorn / celery / procrastinate processes it starts (each in
 its own session, killed as a group on exit, failure or Ctrl-C). See bench/README.md.
 """
 from __future__ import annotations
@@ -14,19 +16,15 @@ import argparse
 import json
 import os
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-import psutil
 import psycopg2
 import redis
 import requests
@@ -35,7 +33,22 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(ROOT))
 
-from benchlib import PG_HOST_URL, ProcSet, percentile, recreate_database  # noqa: E402
+from benchlib import PG_HOST_URL, ProcSet, recreate_database  # noqa: E402
+from jobs_common import (  # noqa: E402 - re-exported: bench_dispatch.py imports them from here
+    Listener,
+    base_env,
+    celery_worker_cmd,
+    cpu_delta,
+    port_free,
+    post_many,
+    sample_backends,
+    service_cpu_seconds,
+    summary,
+    venv_bin,
+)
+from longrun_drain import drain_longrun  # noqa: E402
+from peer_phases import run_procrastinate  # noqa: E402
+from peer_report import peer_report  # noqa: E402
 
 from app.config import default_instance  # noqa: E402 - after the path fix
 from app.realtime.channels import Namespace  # noqa: E402
@@ -45,178 +58,6 @@ DEFAULT_REDIS_DB = 13
 PORT_RANGE = range(5100, 5200)
 ZERO_WORK_BODY = {"report": "demo", "params": {"duration_seconds": 0, "steps": 1}}
 
-
-# --------------------------------------------------------------------------- statistics
-def summary(values_s: list[float]) -> dict:
-    """p50 / p99 / mean / min / max in milliseconds."""
-    ms = [v * 1000.0 for v in values_s]
-    if not ms:
-        return {"n": 0, "p50": float("nan"), "p99": float("nan"), "mean": float("nan"),
-                "min": float("nan"), "max": float("nan")}
-    return {"n": len(ms), "p50": percentile(ms, 50), "p99": percentile(ms, 99), "mean": statistics.fmean(ms),
-            "min": min(ms), "max": max(ms)}
-
-
-# --------------------------------------------------------------------------- processes
-def service_cpu_seconds() -> dict[str, float]:
-    """CPU seconds so far of PostgreSQL and Redis server processes and of this (client) process."""
-    out = {"postgres": 0.0, "redis": 0.0}
-    for p in psutil.process_iter(["name"]):
-        name = (p.info.get("name") or "")
-        key = "postgres" if name.startswith("postgres") else "redis" if name.startswith("redis-server") else None
-        if key is None:
-            continue
-        try:
-            t = p.cpu_times()
-            out[key] += t.user + t.system
-        except psutil.Error:
-            pass
-    t = psutil.Process().cpu_times()
-    out["client"] = t.user + t.system
-    return out
-
-
-def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    return {k: after[k] - before.get(k, 0.0) for k in after}
-
-
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("0.0.0.0", port))
-            return True
-        except OSError:
-            return False
-
-
-# --------------------------------------------------------------------------- pub/sub listener
-class Listener(threading.Thread):
-    """Subscribes to one channel and records when each keyed message first arrived."""
-
-    def __init__(self, redis_url: str, channel: str, keys_of) -> None:  # noqa: ANN001
-        super().__init__(name=f"listen-{channel}", daemon=True)
-        self.keys_of = keys_of
-        self.client = redis.Redis.from_url(redis_url)
-        self.pubsub = self.client.pubsub()
-        self.pubsub.subscribe(channel)
-        # Wait for the confirmation, so nothing published after this returns can be missed.
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            msg = self.pubsub.get_message(timeout=0.5)
-            if msg and msg["type"] == "subscribe":
-                break
-        else:
-            raise RuntimeError(f"no subscribe confirmation for {channel}")
-        self.cond = threading.Condition()
-        self.seen: dict = {}  # key -> (perf_counter, wall time)
-        self.messages = 0
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            msg = self.pubsub.get_message(timeout=0.2)
-            if not msg or msg["type"] != "message":
-                continue
-            stamp = (time.perf_counter(), time.time())
-            try:
-                keys = self.keys_of(json.loads(msg["data"]))
-            except (ValueError, KeyError, TypeError):
-                continue
-            with self.cond:
-                self.messages += 1
-                for key in keys:
-                    self.seen.setdefault(key, stamp)
-                self.cond.notify_all()
-
-    def wait(self, key, timeout: float) -> tuple[float, float] | None:  # noqa: ANN001
-        with self.cond:
-            self.cond.wait_for(lambda: key in self.seen, timeout)
-            return self.seen.get(key)
-
-    def wait_all(self, keys: list, timeout: float) -> list:
-        """Wait until every key was seen (or timeout); return the keys still missing."""
-        pending = set(keys)
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                pending = {k for k in pending if k not in self.seen}
-                left = deadline - time.monotonic()
-                if not pending or left <= 0:
-                    return list(pending)
-                self.cond.wait(min(left, 0.5))
-
-    def completion(self, keys: list, timeout: float) -> tuple[list, int, float]:
-        """Wait for every key (or timeout): (keys still missing, how many arrived, when the last one did)."""
-        missing = self.wait_all(keys, timeout)
-        with self.cond:
-            arrived = [self.seen[k][0] for k in keys if k in self.seen]
-        return missing, len(arrived), max(arrived) if arrived else time.perf_counter()
-
-    def get(self, key):  # noqa: ANN001
-        with self.cond:
-            return self.seen.get(key)
-
-    def close(self) -> None:
-        self.stopping.set()
-        self.join(2)
-        try:
-            self.pubsub.close()
-            self.client.close()
-        except Exception:  # noqa: BLE001
-            pass
-
-
-# --------------------------------------------------------------------------- environment
-def base_env(extra: dict[str, str]) -> dict[str, str]:
-    """The inherited environment minus any Longrun/DB/Redis settings, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("LONGRUN_") and k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "PORT",
-                                                         "WEB_CONCURRENCY", "GUNICORN_THREADS"}}
-    env.update(extra)
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
-
-
-def venv_bin(name: str) -> str:
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.exists() else name
-
-
-def celery_worker_cmd(app: str, node: str, concurrency: int, queue: str | None = None) -> list[str]:
-    """``celery worker`` as every phase runs it: prefork, ``concurrency`` processes, no mingle/gossip."""
-    cmd = [venv_bin("celery"), "-A", app, "worker", "-P", "prefork", "-c", str(concurrency), "-n", f"{node}@%h",
-           "-l", "INFO", "--without-mingle", "--without-gossip"]
-    return cmd + (["-Q", queue] if queue else [])
-
-
-# --------------------------------------------------------------------------- HTTP clients
-def post_many(url: str, body: dict, m: int, threads: int) -> tuple[list[str], list[str]]:
-    """POST ``body`` to ``url`` ``m`` times from ``threads`` threads (one session each): (202 ids, errors)."""
-    per_thread = [m // threads + (1 if i < m % threads else 0) for i in range(threads)]
-    errors: list[str] = []
-    errors_lock = threading.Lock()
-
-    def submitter(count: int) -> list[str]:
-        s = requests.Session()
-        ids = []
-        for _ in range(count):
-            try:
-                r = s.post(url, json=body, timeout=30)
-                if r.status_code == 202:
-                    ids.append(r.json()["id"])
-                else:
-                    with errors_lock:
-                        errors.append(f"HTTP {r.status_code}: {r.text[:200]}")
-            except requests.RequestException as exc:
-                with errors_lock:
-                    errors.append(f"{type(exc).__name__}: {exc}")
-        s.close()
-        return ids
-
-    with ThreadPoolExecutor(threads) as pool:
-        ids = [jid for chunk in pool.map(submitter, per_thread) for jid in chunk]
-    return ids, errors
 
 
 # --------------------------------------------------------------------------- phase 1: raw Celery
@@ -312,13 +153,13 @@ def run_floor(args: argparse.Namespace, procs: ProcSet, redis_url: str, db_url: 
         seq = [one() for _ in range(args.n)]
         out["rt"], out["http"] = [a for a, _ in seq], [b for _, b in seq]
 
-        cpu_w0, cpu_k0 = web.cpu_seconds(), worker.cpu_seconds()
+        cpu_w0, cpu_k0, svc0 = web.cpu_seconds(), worker.cpu_seconds(), service_cpu_seconds()
         t0 = time.perf_counter()
         ids, errors = post_many(url, {}, args.m, args.client_threads)
         missing, done, t_end = listener.completion(ids, args.throughput_timeout)
         out["tp"] = {"m": args.m, "completed": done, "missing": len(missing), "errors": errors,
                      "elapsed": t_end - t0, "cpu_web": web.cpu_seconds() - cpu_w0,
-                     "cpu_worker": worker.cpu_seconds() - cpu_k0}
+                     "cpu_worker": worker.cpu_seconds() - cpu_k0, "svc_cpu": cpu_delta(svc0, service_cpu_seconds())}
     finally:
         listener.close()
         procs.stop(worker)
@@ -416,6 +257,11 @@ def run_longrun(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_ur
                                     if " ERROR" in ln or "Traceback" in ln][:10]
         out["web_log_errors"] = [ln for ln in web.log_tail(200_000).splitlines()
                                  if " ERROR" in ln or "Traceback" in ln][:10]
+        if args.drain:
+            print(f"  Longrun drain of {args.drain} jobs", file=sys.stderr)
+            queue_key = Namespace(default_instance(db_url)).queue_key(env.get("LONGRUN_QUEUE", "longrun"))
+            out["drain"] = drain_longrun(args, procs, worker, env, listener, base + "/reports/v2", ZERO_WORK_BODY,
+                                         queue_key)
     finally:
         listener.close()
         procs.stop(worker)
@@ -487,7 +333,7 @@ def print_table(title: str, rows: list[tuple[str, dict]]) -> None:
         print(f"  {name:<58} {s['n']:>5} {fmt(s['p50']):>9} {fmt(s['p99']):>9} {fmt(s['mean']):>9} {fmt(s['max']):>9}")
 
 
-def report(args: argparse.Namespace, raw: dict, floor: dict, lr: dict) -> dict:
+def report(args: argparse.Namespace, raw: dict, floor: dict, lr: dict, peer: dict) -> dict:
     results: dict = {}
     print("\n" + "=" * 107)
     print(f"Longrun benchmark  —  {datetime.now().isoformat(timespec='seconds')}  "
@@ -566,8 +412,8 @@ def report(args: argparse.Namespace, raw: dict, floor: dict, lr: dict) -> dict:
         per_job = 1000.0 / max(1, ltp["accepted"])
         svc = ltp["svc_cpu"]
         print(f"              CPU per job: web {ltp['cpu_web'] * per_job:.1f} ms, worker {ltp['cpu_worker'] * per_job:.1f} ms,"
-              f" postgres* {svc['postgres'] * per_job:.1f} ms, redis* {svc['redis'] * per_job:.1f} ms,"
-              f" client {svc['client'] * per_job:.1f} ms   (*machine-wide server processes)")
+              f" postgres {svc['postgres'] * per_job:.1f} ms, redis* {svc['redis'] * per_job:.1f} ms,"
+              f" client {svc['client'] * per_job:.1f} ms   (postgres: our databases' backends; *redis: machine-wide)")
         tp_times = lr.get("db", {}).get("tp_times", [])
         if tp_times:
             s = summary([(t[1] - t[0]).total_seconds() for t in tp_times])
@@ -580,7 +426,7 @@ def report(args: argparse.Namespace, raw: dict, floor: dict, lr: dict) -> dict:
             print(f"  {label} log: {line[:200]}")
     other = lr.get("db", {})
     if other:
-        print(f"  all jobs in longrun_bench by state: {json.dumps(other.get('all_states', {}))};"
+        print(f"  all jobs in {args.db_name} by state: {json.dumps(other.get('all_states', {}))};"
               f" jobs with >1 attempt: {other.get('multi_attempt')}")
 
     def ratio(a: float, b: float) -> float:
@@ -603,6 +449,7 @@ def report(args: argparse.Namespace, raw: dict, floor: dict, lr: dict) -> dict:
     print(f"  pickup p50 (DB started_at - created_at): {pickup_db['p50']:.2f} ms"
           f"   target < 50 ms: {'MET' if pickup_db['p50'] < 50 else 'NOT MET'}")
     print(f"  pickup p50 (client POST -> Processing) : {pickup_client['p50']:.2f} ms")
+    results["issue14"] = peer_report(raw, floor, lr, peer, pickup_db["p50"])
     print()
     results.update({
         "raw_rt": raw_rt, "longrun_e2e": e2e, "pickup_db": pickup_db, "pickup_client": pickup_client,
@@ -628,8 +475,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--redis-db", type=int, default=DEFAULT_REDIS_DB, help="Redis DB number, flushed (default 13)")
     p.add_argument("--job-timeout", type=float, default=30.0, help="seconds to wait for one sequential job")
     p.add_argument("--throughput-timeout", type=float, default=90.0, help="seconds to wait for a throughput run")
+    p.add_argument("--drain-timeout", type=float, default=180.0, help="seconds to wait for a drain to finish")
     p.add_argument("--skip-raw", action="store_true", help="skip the raw Celery baseline")
     p.add_argument("--skip-floor", action="store_true", help="skip the stack-floor baseline (floor_app.py)")
+    p.add_argument("--skip-peer", action="store_true", help="skip the Procrastinate peer (bench/requirements.txt)")
+    p.add_argument("--drain", type=int, default=500,
+                   help="jobs in each drain test (workers stopped, jobs created, workers started); 0 skips it")
+    p.add_argument("--peer-db-name", help="the peer's database, dropped and re-created (default: <db-name>_procrastinate)")
+    p.add_argument("--keep-db", action="store_true", help="keep the databases (default: dropped at the end)")
     p.add_argument("--json", metavar="PATH", help="also write the headline figures as JSON")
     p.add_argument("--keep-logs", action="store_true", help="keep the process logs directory")
     args = p.parse_args(argv)
@@ -637,11 +490,72 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--port must be in 5100-5199")
     if args.redis_db in (0, 15):
         p.error("Redis DB 0 and 15 belong to others")
-    if args.db_name in {"postgres", "longrun_test", "template0", "template1"}:
-        p.error(f"refusing to drop database {args.db_name}")
+    args.peer_db_name = args.peer_db_name or f"{args.db_name}_procrastinate"
+    for name in (args.db_name, args.peer_db_name):
+        if name in {"postgres", "longrun_test", "template0", "template1"}:
+            p.error(f"refusing to drop database {name}")
     if min(args.n, args.m, args.client_threads, args.worker_concurrency, args.web_concurrency) < 1:
         p.error("counts must be >= 1")
     return args
+
+
+def run_phases(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_url: str, db_url: str) -> dict:
+    """Every system in turn on fresh databases, then the report; returns the figures for ``--json``."""
+    dbs = args.db_name if args.skip_peer else f"{args.db_name} and {args.peer_db_name}"
+    print(f"setup: databases {dbs} (re-created), Redis DB {args.redis_db} (flushed), logs in {logdir}")
+    redis.Redis.from_url(redis_url).flushdb()
+    recreate_database(args.db_name)
+    # PostgreSQL CPU per job counts the backends of our two databases only (others run tests on this server).
+    sampler = sample_backends(f"{PG_HOST_URL}/postgres", [args.db_name, args.peer_db_name])
+    try:
+        return _run_systems(args, procs, logdir, redis_url, db_url)
+    finally:
+        sampler.close()
+
+
+def _run_systems(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_url: str, db_url: str) -> dict:
+    """raw Celery, the floor, Procrastinate, Longrun, then the report (each phase's wall time on stderr)."""
+    raw: dict = {}
+    if not args.skip_raw:
+        print(f"phase 1: raw Celery baseline ({args.warmup} warm-up, {args.n} sequential, {args.m} throughput)")
+        raw = _timed(run_raw, args, procs, logdir, redis_url)
+    floor: dict = {}
+    if not args.skip_floor:
+        print(f"phase 2: stack floor ({args.warmup} warm-up, {args.n} sequential, {args.m} throughput)")
+        floor = _timed(run_floor, args, procs, redis_url, db_url)
+    peer: dict = {}
+    if not args.skip_peer:
+        print(f"phase 3: Procrastinate ({args.warmup} warm-up, {args.n} sequential, {args.m} throughput, raw and behind"
+              f" Flask; drain of {args.drain})")
+        recreate_database(args.peer_db_name)
+        peer = _timed(run_procrastinate, args, procs, redis_url, f"{PG_HOST_URL}/{args.peer_db_name}")
+    print(f"phase 4: Longrun ({args.warmup} warm-up, {args.n} sequential, {args.m} throughput; drain of {args.drain})")
+    lr = _timed(run_longrun, args, procs, logdir, redis_url, db_url)
+    return report(args, raw, floor, lr, peer)
+
+
+def _timed(phase: Callable[..., dict], *args: object) -> dict:
+    """Run one phase and say how long it took (the default run should stay within a few minutes)."""
+    t0 = time.perf_counter()
+    out = phase(*args)
+    print(f"  ({phase.__name__}: {time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    return out
+
+
+def clean_up(args: argparse.Namespace, redis_url: str) -> None:
+    """Drop what the run created (unless ``--keep-db``) and empty its Redis DB."""
+    try:
+        redis.Redis.from_url(redis_url).flushdb()
+    except redis.RedisError as exc:
+        print(f"warning: could not flush {redis_url}: {exc}", file=sys.stderr)
+    if args.keep_db:
+        return
+    conn = psycopg2.connect(f"{PG_HOST_URL}/postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for name in (args.db_name, args.peer_db_name):
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -663,20 +577,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: 1-min load average is {args.load_start[0]:.2f} before starting; figures will be noisy",
               file=sys.stderr)
     try:
-        print(f"setup: database {args.db_name} (re-created), Redis DB {args.redis_db} (flushed), logs in {logdir}")
-        redis.Redis.from_url(redis_url).flushdb()
-        recreate_database(args.db_name)
-        raw: dict = {}
-        if not args.skip_raw:
-            print(f"phase 1: raw Celery baseline ({args.warmup} warm-up, {args.n} sequential, {args.m} throughput)")
-            raw = run_raw(args, procs, logdir, redis_url)
-        floor: dict = {}
-        if not args.skip_floor:
-            print(f"phase 2: stack floor ({args.warmup} warm-up, {args.n} sequential, {args.m} throughput)")
-            floor = run_floor(args, procs, redis_url, db_url)
-        print(f"phase 3: Longrun ({args.warmup} warm-up, {args.n} sequential, {args.m} throughput)")
-        lr = run_longrun(args, procs, logdir, redis_url, db_url)
-        results = report(args, raw, floor, lr)
+        results = run_phases(args, procs, logdir, redis_url, db_url)
         print(f"total wall time {time.perf_counter() - started:.1f} s")
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2, default=str))
@@ -687,6 +588,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         procs.stop_all()
+        clean_up(args, redis_url)
         if failed or args.keep_logs:
             print(f"process logs kept in {logdir}", file=sys.stderr)
         else:

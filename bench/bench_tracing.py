@@ -44,8 +44,9 @@ class Sink(BaseHTTPRequestHandler):
 def run(label: str, extra_env: dict[str, str], args: argparse.Namespace) -> dict:
     """One bench_jobs.py run; returns its JSON figures."""
     out = Path(tempfile.mkdtemp(prefix="bench-tracing-")) / f"{label}.json"
-    cmd = [sys.executable, str(BENCH / "bench_jobs.py"), "--skip-raw", "--skip-floor", "-n", str(args.n), "-m", str(args.m),
-           "--json", str(out)]
+    # Longrun alone: the baselines, the peer and the drain test are not what this compares.
+    cmd = [sys.executable, str(BENCH / "bench_jobs.py"), "--skip-raw", "--skip-floor", "--skip-peer", "--drain", "0",
+           "-n", str(args.n), "-m", str(args.m), "--json", str(out)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update(extra_env)
     print(f"run {label} ...", flush=True)
