@@ -48,12 +48,16 @@ def forget_worker(name: str) -> None:
     db.session.commit()
 
 
+def slots_expression() -> sa.ScalarSelect:
+    """Worker slots of every live worker, on every machine (a subquery, to combine with other counts)."""
+    fresh = utcnow() - timedelta(seconds=WORKER_FRESH_SECONDS)
+    return (sa.select(sa.func.coalesce(sa.func.sum(WorkerSlots.concurrency), 0)).where(WorkerSlots.seen_at > fresh)
+            .scalar_subquery())
+
+
 def capacity() -> int:
     """Worker slots of every live worker, on every machine."""
-    fresh = utcnow() - timedelta(seconds=WORKER_FRESH_SECONDS)
-    return int(db.session.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(WorkerSlots.concurrency), 0)).where(WorkerSlots.seen_at > fresh)
-    ).scalar_one())
+    return int(db.session.execute(sa.select(slots_expression())).scalar_one())
 
 
 class _Announcer(threading.Thread):

@@ -85,6 +85,10 @@ class _Turn:
     row: OwnerQueue
     given: int = 0
 
+    def may_take(self, cap: int) -> bool:
+        """Whether this owner may get one more job in this decision: it has one waiting, and room under its cap."""
+        return self.row.waiting > self.given and not 0 < cap <= self.row.inflight + self.given
+
 
 def dispatch_ready() -> list[Job]:
     """Hand waiting jobs to Celery while worker slots are free, in fair order; return the jobs published."""
@@ -112,23 +116,25 @@ def announce_queue_moved() -> None:
 
 def _choose() -> list[Job]:
     """Mark the next jobs dispatched and commit; the caller publishes them."""
+    # Without the lock first: most calls (a job ended, nothing waits) stop at this one statement. A job that
+    # starts waiting after it is handed out by its own submit's call, or by the clock's next tick.
+    if _free_slots(needs_waiting=True) <= 0:
+        db.session.rollback()
+        return []
     paused = slots.paused_scopes()
     if ALL_REPORTS in paused:
         db.session.rollback()
         return []
     if db.engine.dialect.name == "postgresql":
         db.session.execute(sa.select(sa.func.pg_advisory_xact_lock(DISPATCH_LOCK)))
-    free = capacity.capacity() - in_flight()
-    if free <= 0:
-        db.session.rollback()
-        return []
+    free = _free_slots()  # again, under the lock: another process may just have used some
     cap = current_app.config["LONGRUN_MAX_RUNNING_PER_OWNER"]
     now = utcnow()
-    turns = _owners_in_turn(cap)
+    turns = _owners_in_turn(cap) if free > 0 else []
     chosen: list[Job] = []
     while len(chosen) < free and turns:
         for turn in list(turns):
-            job = None if 0 < cap <= turn.row.inflight + turn.given else _next_job(turn.row.owner, now, set(paused))
+            job = _next_job(turn.row.owner, now, set(paused)) if turn.may_take(cap) else None
             if job is None:
                 turns.remove(turn)
                 continue
@@ -144,11 +150,24 @@ def _choose() -> list[Job]:
     return chosen
 
 
-def in_flight() -> int:
+def _free_slots(needs_waiting: bool = False) -> int:
+    """Worker slots minus jobs in flight, in one statement (0 when ``needs_waiting`` and nobody waits)."""
+    free = capacity.slots_expression() - in_flight_expression()
+    if needs_waiting:
+        anyone = sa.exists().where(OwnerQueue.waiting > 0)
+        free = sa.case((anyone, free), else_=0)
+    return int(db.session.execute(sa.select(free)).scalar_one())
+
+
+def in_flight_expression() -> sa.ScalarSelect:
     """Jobs handed to Celery and not finished, every owner (one row per busy owner)."""
-    return int(db.session.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(OwnerQueue.inflight), 0)).where(OwnerQueue.inflight > 0)
-    ).scalar_one())
+    return (sa.select(sa.func.coalesce(sa.func.sum(OwnerQueue.inflight), 0)).where(OwnerQueue.inflight > 0)
+            .scalar_subquery())
+
+
+def in_flight() -> int:
+    """Jobs handed to Celery and not finished, every owner."""
+    return int(db.session.execute(sa.select(in_flight_expression())).scalar_one())
 
 
 def _owners_in_turn(cap: int) -> list[_Turn]:
