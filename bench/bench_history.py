@@ -45,7 +45,7 @@ DB_PREFIX = "longrun_bench_history"
 REDIS_DB = 7
 PORT_RANGE = range(5500, 5600)
 POST_BODY = {"report": "demo", "params": {"duration_seconds": 0, "steps": 1}}
-GB_PER_MILLION = 1.6  # jobs + 3 events + result + every index, measured at 1 M (bench/README.md)
+GB_PER_MILLION = 1.75  # jobs + 3 events + result + every index: 1.73 GB measured at 1 M
 TARGET_MS, SEARCH_TARGET_MS, RATIO_TARGET, POST_TARGET, PURGE_TARGET = 100.0, 300.0, 2.0, 1.10, 1.5
 
 

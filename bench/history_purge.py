@@ -67,7 +67,7 @@ class Poster:
     def stop(self) -> None:
         self.stopping.set()
         self.thread.join(5)
-        self.pool.shutdown(wait=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)  # a backlog (the API fell behind) is not sent
 
     def window(self, spans: list[tuple[float, float]], exclude: list[tuple[float, float]] = ()) -> dict:
         """Latency of the POSTs scheduled in ``spans`` and not in ``exclude`` (wall clock [start, end) pairs):
