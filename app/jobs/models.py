@@ -43,7 +43,9 @@ class Job(db.Model):
     owner: Mapped[str] = mapped_column(sa.String(128))  # every index is listed in __table_args__
     report: Mapped[str] = mapped_column(sa.String(64))
     params: Mapped[dict] = mapped_column(sa.JSON, default=dict)
-    state: Mapped[str] = mapped_column(sa.String(16), default=JobState.ENQUEUED.value)
+    # active_history: the owners' line counts (app/jobs/slots.py) need the value a change replaces, even when
+    # the row was expired by a commit before the change (otherwise the counts would drift silently).
+    state: Mapped[str] = mapped_column(sa.String(16), default=JobState.ENQUEUED.value, active_history=True)
     api_version: Mapped[str] = mapped_column(sa.String(8), default="v2")
     # 0 (lowest) to 9 (highest): who goes first within an owner's turn (app/jobs/priority.py).
     priority: Mapped[int] = mapped_column(sa.SmallInteger, default=5, server_default="5")
@@ -75,7 +77,7 @@ class Job(db.Model):
 
     # Dispatch bookkeeping: a message whose task id is not this one is stale and dropped.
     celery_task_id: Mapped[str | None] = mapped_column(sa.String(64))
-    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, active_history=True)
     worker: Mapped[str | None] = mapped_column(sa.String(255))
     trace_id: Mapped[str | None] = mapped_column(sa.String(32))
     # The creating request's span (W3C traceparent): a later dispatch continues that trace.
