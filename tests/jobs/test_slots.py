@@ -1,4 +1,4 @@
-"""The owners' line counts follow every ORM change of a job's state and dispatch, even on an expired row."""
+"""The owners' line counts follow every ORM change of a job's state and dispatch, across commits."""
 import uuid
 
 from app.extensions import db
@@ -11,7 +11,7 @@ def _line(owner: str) -> tuple[int, int]:
     return row.waiting, row.inflight
 
 
-def test_counts_follow_changes_made_after_a_commit_expired_the_row(app):
+def test_counts_follow_a_job_through_waiting_in_flight_and_its_end(app):
     with app.app_context():
         owner = f"user:line-{uuid.uuid4().hex[:8]}"
         job = Job(id=uuid.uuid4(), owner=owner, report="demo", params={}, state="Enqueued", last_seq=0,
@@ -19,7 +19,7 @@ def test_counts_follow_changes_made_after_a_commit_expired_the_row(app):
         db.session.add(job)
         db.session.commit()  # expires the job's attributes
         assert _line(owner) == (1, 0)
-        job.dispatched_at = utcnow()  # set on an expired row: the old value must still be known
+        job.dispatched_at = utcnow()  # each change on a row the previous commit expired
         db.session.commit()
         assert _line(owner) == (0, 1)
         job.state = "Processing"
