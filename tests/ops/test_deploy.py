@@ -9,14 +9,15 @@ import time
 import psycopg2
 import requests
 
-from tests.conftest import ARTIFACTS, PG_ADMIN_URL, ROOT, RedisServer, _recreate_database, free_port
+from tests.conftest import ARTIFACTS, PG_ADMIN_URL, ROOT, TEST_DB, RedisServer, _recreate_database, free_port
 from tests.helpers import wait_for
 from tests.realtime.wsclient import Owner
 
 
 def test_procfile_runs_and_sigterm_lets_running_jobs_finish(app):
-    _recreate_database("longrun_test_deploy")  # empty: the release phase must migrate it
-    database_url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/longrun_test_deploy"
+    name = f"{TEST_DB}_deploy"  # under the run's prefix: two suites on one server never share it
+    _recreate_database(name)  # empty: the release phase must migrate it
+    database_url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     redis_server = RedisServer()
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_server.url, "PORT": str(port),
