@@ -160,7 +160,7 @@ def _free_slots(needs_waiting: bool = False) -> int:
 
 
 def in_flight_expression() -> sa.ScalarSelect:
-    """Jobs handed to Celery and not finished, every owner (one row per busy owner)."""
+    """Jobs handed to Celery and not finished, every owner (``ix_owner_queues_busy``: one entry per busy owner)."""
     return (sa.select(sa.func.coalesce(sa.func.sum(OwnerQueue.inflight), 0)).where(OwnerQueue.inflight > 0)
             .scalar_subquery())
 
@@ -170,13 +170,18 @@ def in_flight() -> int:
     return int(db.session.execute(sa.select(in_flight_expression())).scalar_one())
 
 
-def _owners_in_turn(cap: int) -> list[_Turn]:
-    """Owners with waiting jobs and room under their cap, the one served longest ago first."""
+def owners_in_turn_query(cap: int) -> sa.Select:
+    """Owners with waiting jobs and room under their cap, the one served longest ago first (``ix_owner_queues_turn``
+    gives this order, so no waiting owner is sorted)."""
     query = sa.select(OwnerQueue).where(OwnerQueue.waiting > 0)
     if cap > 0:
         query = query.where(OwnerQueue.inflight < cap)
-    query = query.order_by(OwnerQueue.served_at.asc().nulls_first(), OwnerQueue.owner).limit(OWNERS_PER_PASS)
-    return [_Turn(row) for row in db.session.execute(query).scalars()]
+    return query.order_by(OwnerQueue.served_at.asc().nulls_first(), OwnerQueue.owner).limit(OWNERS_PER_PASS)
+
+
+def _owners_in_turn(cap: int) -> list[_Turn]:
+    """The owners whose turn it is, as decision state."""
+    return [_Turn(row) for row in db.session.execute(owners_in_turn_query(cap)).scalars()]
 
 
 def _next_job(owner: str, now: datetime, paused: set[str]) -> Job | None:

@@ -38,8 +38,9 @@ class OwnerQueue(db.Model):
     served_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
-        sa.Index("ix_owner_queues_turn", "served_at", postgresql_where=sa.text("waiting > 0"),
-                 sqlite_where=sa.text("waiting > 0")),
+        # Jobs in flight summed over busy owners only, not over every owner who ever submitted.
+        sa.Index("ix_owner_queues_busy", "inflight", postgresql_where=sa.text("inflight > 0"),
+                 sqlite_where=sa.text("inflight > 0")),
     )
 
 
@@ -52,6 +53,10 @@ class DispatchPause(db.Model):
     paused_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     paused_by: Mapped[str] = mapped_column(sa.String(128))
 
+
+# The owner pick's order, straight from the index: no sort of every waiting owner.
+sa.Index("ix_owner_queues_turn", OwnerQueue.served_at.asc().nulls_first(), OwnerQueue.owner,
+         postgresql_where=sa.text("waiting > 0"), sqlite_where=sa.text("waiting > 0"))
 
 # The dispatcher's lookup of an owner's next job: only waiting rows are in it, in the order they go out.
 sa.Index("ix_jobs_waiting_turn", Job.owner, Job.priority.desc(), Job.created_at, Job.id,
