@@ -19,7 +19,7 @@ keepalive = 15
 accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG") == "1" else None
 
 
-def post_fork(server, worker):  # noqa: ANN001, ARG001 - gunicorn hook signature
+def post_fork(server, worker):
     """Cap sockets per process below its threads (the final settings, command-line flags included).
 
     A process holding that many sockets refuses more (503 + Retry-After): the client retries, likely on
@@ -30,14 +30,14 @@ def post_fork(server, worker):  # noqa: ANN001, ARG001 - gunicorn hook signature
     os.environ.setdefault("LONGRUN_MAX_SOCKETS_PER_PROCESS", str(max(1, usable - reserve)))
 
 
-def worker_exit(server, worker):  # noqa: ANN001, ARG001 - gunicorn hook signature
+def worker_exit(server, worker):
     """Export buffered spans before the worker process goes away."""
     from app.telemetry.tracing import flush_tracing
 
     flush_tracing()
 
 
-def post_worker_init(worker):  # noqa: ANN001 - gunicorn hook signature
+def post_worker_init(worker):
     """On SIGTERM, close notification sockets with 1012 first, so the worker is not held for graceful_timeout;
     act once on SIGINT/SIGQUIT (see ``worker_int``)."""
     import signal
@@ -47,7 +47,7 @@ def post_worker_init(worker):  # noqa: ANN001 - gunicorn hook signature
     shutdown.arm()
     previous = signal.getsignal(signal.SIGTERM)
 
-    def on_term(signum, frame):  # noqa: ANN001
+    def on_term(signum, frame):
         shutdown.request()  # lock-free: a second SIGTERM may interrupt this handler
         if callable(previous):
             previous(signum, frame)
@@ -59,7 +59,7 @@ def post_worker_init(worker):  # noqa: ANN001 - gunicorn hook signature
     quit_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGQUIT)}
     quitting: list[int] = []
 
-    def on_quit(signum, frame):  # noqa: ANN001
+    def on_quit(signum, frame):
         if quitting:
             return
         quitting.append(signum)
@@ -70,7 +70,7 @@ def post_worker_init(worker):  # noqa: ANN001 - gunicorn hook signature
         signal.signal(sig, on_quit)
 
 
-def worker_int(worker):  # noqa: ANN001, ARG001 - gunicorn hook signature
+def worker_int(worker):
     """On SIGINT or SIGQUIT (quick shutdown), close notification sockets with 1012 before the worker exits.
 
     Ctrl-C in a terminal sends SIGINT to every process of the group, so workers get it directly (and the

@@ -58,11 +58,11 @@ def engine_options(url: str) -> dict:
     return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10, "pool_recycle": 1800}
 
 
-def _tune_sqlite(engine) -> None:  # noqa: ANN001
+def _tune_sqlite(engine) -> None:
     from sqlalchemy import event
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001
+    def _on_connect(dbapi_conn, _record) -> None:
         # WAL lets the web read while a worker writes.
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -73,12 +73,12 @@ def _tune_sqlite(engine) -> None:  # noqa: ANN001
 def register_blueprints(app: Flask) -> None:
     """Routes and CLI command groups."""
     from app.api import bp as api_bp
+    from app.clock.cli import bp as clock_cli
+    from app.dashboard.dispatch import bp as dispatch_bp
     from app.dashboard.routes import bp as dashboard_bp
     from app.ops.routes import bp as ops_bp
     from app.owners.cli import bp as tokens_cli
     from app.realtime.routes import bp as realtime_bp
-    from app.clock.cli import bp as clock_cli
-    from app.dashboard.dispatch import bp as dispatch_bp
     from app.retention.cli import bp as retention_cli
     from app.sales.cli import bp as sales_cli
     from app.schedules.admin import bp as schedule_admin_bp

@@ -119,29 +119,29 @@ def register_error_handlers(app: Flask) -> None:
     """Route every error, expected or not, through the problem helper."""
 
     @app.errorhandler(ApiError)
-    def handle_api_error(exc: ApiError):  # noqa: ANN202 - Flask view signature
+    def handle_api_error(exc: ApiError):
         return render_error(exc)
 
     @app.errorhandler(HTTPException)
-    def handle_http(exc: HTTPException):  # noqa: ANN202
+    def handle_http(exc: HTTPException):
         return render_error(_from_http(exc))
 
     @app.errorhandler(JobConflict)
-    def handle_conflict(exc: JobConflict):  # noqa: ANN202
+    def handle_conflict(exc: JobConflict):
         return render_error(ApiError(409, "Conflict", str(exc), slug="job-state-conflict"))
 
     @app.errorhandler(Throttled)
-    def handle_throttled(exc: Throttled):  # noqa: ANN202
+    def handle_throttled(exc: Throttled):
         return render_error(ApiError(429, "Too Many Requests", exc.reason, slug="too-many-jobs",
                                      headers={"Retry-After": str(exc.retry_after)}))
 
     @app.errorhandler(DBAPIError)
-    def handle_database_error(exc: DBAPIError):  # noqa: ANN202
+    def handle_database_error(exc: DBAPIError):
         _rollback_quietly()
         return render_error(database_problem(exc))
 
     @app.errorhandler(Exception)
-    def handle_unexpected(exc: Exception):  # noqa: ANN202
+    def handle_unexpected(exc: Exception):
         _rollback_quietly()
         return render_error(_internal_error())
 
@@ -196,5 +196,5 @@ def _rollback_quietly() -> None:
 
     try:
         db.session.rollback()
-    except Exception:  # noqa: BLE001 - the connection may be gone; nothing more to do
+    except Exception:
         log.debug("rollback after error failed", exc_info=True)

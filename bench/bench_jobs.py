@@ -64,7 +64,7 @@ ZERO_WORK_BODY = {"report": "demo", "params": {"duration_seconds": 0, "steps": 1
 def run_raw(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_url: str) -> dict:
     os.environ["BENCH_REDIS_URL"] = redis_url
     sys.path.insert(0, str(BENCH_DIR))
-    import raw_celery_app as raw  # noqa: PLC0415 - needs BENCH_REDIS_URL first
+    import raw_celery_app as raw
 
     env = base_env({"BENCH_REDIS_URL": redis_url})
     worker = procs.start(
@@ -110,7 +110,7 @@ def run_raw(args: argparse.Namespace, procs: ProcSet, logdir: Path, redis_url: s
 # --------------------------------------------------------------------------- phase 2: the stack floor
 def run_floor(args: argparse.Namespace, procs: ProcSet, redis_url: str, db_url: str) -> dict:
     """``floor_app.py``: HTTP POST + three commits + one queue hop + one notice, nothing else."""
-    import floor_app as floor  # noqa: PLC0415 - bench/ is sys.path[0]: this file runs from there
+    import floor_app as floor
 
     if not port_free(args.port):
         raise RuntimeError(f"port {args.port} is busy; pick another with --port (5100-5199)")
@@ -322,7 +322,7 @@ def read_db(db_url: str, seq_ids: list[str], tp_ids: list[str]) -> dict:
 
 # --------------------------------------------------------------------------- report
 def fmt(v: float) -> str:
-    return "n/a" if v != v else f"{v:8.2f}"  # noqa: PLR0124 - NaN check
+    return "n/a" if v != v else f"{v:8.2f}"
 
 
 def print_table(title: str, rows: list[tuple[str, dict]]) -> None:
@@ -566,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
     procs = ProcSet(logdir, ROOT, stop_timeout=15.0)
     failed = True
 
-    def on_term(signum, _frame) -> None:  # noqa: ANN001
+    def on_term(signum, _frame) -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_term)

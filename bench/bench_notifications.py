@@ -25,6 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -225,10 +226,10 @@ def analyse(sockets: list[dict[str, Any]], final_seq: dict[str, int], t_all: flo
         ended = (seqs and seqs[-1] == last) or (not seqs and start == last)  # or the snapshot was final
         out["no_final"] += 0 if (ended and s["final_at"]) else 1
         out["dupes"] += len(seqs) - len(set(seqs))
-        out["out_of_order"] += sum(1 for a, b in zip(seqs, seqs[1:]) if b < a)
+        out["out_of_order"] += sum(1 for a, b in pairwise(seqs) if b < a)
         out["replayed"] += sum(1 for e in live if e[3])
         out["events"] += len(live)
-        for seq, ts, received, *_ in live:
+        for _seq, ts, received, *_ in live:
             sent = ts_epoch(ts)
             if sent >= t_all:
                 latencies.append((received - sent) * 1000)
@@ -266,7 +267,7 @@ def client_opts(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def measure(args: argparse.Namespace, web: Proc, port: int, rnd: Round, specs: list[dict[str, Any]],
-            on_ready, on_window_end, probe_args: tuple | None = None) -> tuple[list[dict[str, Any]], float]:  # noqa: ANN001
+            on_ready, on_window_end, probe_args: tuple | None = None) -> tuple[list[dict[str, Any]], float]:
     """Connect the sockets; once all are ready (or the budget is spent) start the events, hold the window
     (pages probed alongside), end the events, wait for every final event, then measure idle CPU."""
     fleet = Fleet(specs, client_opts(args))
@@ -343,7 +344,7 @@ def longrun_round(args: argparse.Namespace, web: Proc, port: int, config: WebCon
     def cancel_jobs() -> None:
         """DELETE each job (new connection, 10 s timeout); if the server cannot answer, flag the row in
         PostgreSQL instead, which the worker polls, so the job still ends and the sockets get its final event."""
-        for cookie, job in zip(cookies, jobs):
+        for cookie, job in zip(cookies, jobs, strict=True):
             try:
                 r = requests.delete(f"{base}/jobs/{job}", headers={"Cookie": cookie, "Connection": "close"},
                                     timeout=10)

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.benchlib import PG_HOST_URL, ROOT, ProcSet, fmt, loadavg, percentile, setup_database_and_redis, testing_env  # noqa: E402
+from bench.benchlib import PG_HOST_URL, ROOT, ProcSet, fmt, loadavg, percentile, setup_database_and_redis, testing_env
 
 DB_NAME = "longrun_bench_schedules"
 DB_URL = f"{PG_HOST_URL}/{DB_NAME}"

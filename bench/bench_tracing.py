@@ -28,7 +28,7 @@ class Sink(BaseHTTPRequestHandler):
     exports = 0
     bytes = 0
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         Sink.exports += 1
         Sink.bytes += len(body)

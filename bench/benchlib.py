@@ -79,7 +79,7 @@ class Proc:
                  preexec_fn: Callable[[], Any] | None = None) -> None:
         self.name = name
         self.log_path = logdir / f"{name}.log"
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "w")
         self.stop_signal = stop_signal
         self.stop_timeout = stop_timeout
         self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
@@ -208,7 +208,7 @@ class ProcSet:
         for p in reversed(list(self.procs)):
             try:
                 p.stop()
-            except Exception as exc:  # noqa: BLE001 - keep cleaning up the others
+            except Exception as exc:
                 print(f"warning: could not stop {p.name}: {exc}", file=sys.stderr)
         self.procs.clear()
 

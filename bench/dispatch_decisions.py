@@ -214,7 +214,7 @@ def time_decisions(queues: list[Queue], slots: int, reps: int) -> list[DecisionS
     stats = [_stats_for(q, slots) for q in queues]
     try:
         for _ in range(reps):
-            for q, st in zip(queues, stats):
+            for q, st in zip(queues, stats, strict=True):
                 decide(q, st, slots)
     finally:
         for q in queues:
@@ -228,7 +228,7 @@ def time_full_decisions(queues: list[Queue], label_suffix: str, reps: int) -> li
     taken = {q.db_url: _take_one(q) for q in queues}  # one slot announced, and it is in flight
     try:
         for _ in range(reps):
-            for q, st in zip(queues, stats):
+            for q, st in zip(queues, stats, strict=True):
                 decide(q, st, 1)
     finally:
         for q in queues:

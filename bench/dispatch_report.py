@@ -25,7 +25,7 @@ def ratio(a: float, b: float) -> float:
 # --------------------------------------------------------------------------- decisions
 def decision_row(s: DecisionStats) -> list[str]:
     """One table row: the decision's time, per job handed out, statements and SQL time."""
-    per_job = [t / n for t, n in zip(s.seconds, s.handed_out) if n]
+    per_job = [t / n for t, n in zip(s.seconds, s.handed_out, strict=True) if n]
     return [s.label, f"{s.waiting:,}", str(s.slots), fmt(s.jobs_per_decision(), 2), fmt(ms(s.seconds, 50), 2),
             fmt(ms(s.seconds, 99), 2), fmt(ms(per_job, 50), 2) if per_job else "—",
             fmt(statistics.fmean(s.statements), 1), fmt(ms(s.sql_seconds, 50), 2)]
@@ -97,8 +97,9 @@ def print_pickup(title: str, client_s: list[float], db_s: dict[str, list[float]]
             for name, v in series.items()]
     print_table(title, ["measure", "n", "p50 ms", "p99 ms", "max ms"], rows)
     if target_ms is not None:
+        judged = ("client (POST -> Processing)", "DB (created_at -> started_at)")  # the rest have no target
         verdicts = [f"{who} {'MET' if ms(v, 50) < target_ms else 'NOT MET'}"
-                    for who, v in zip(("client (POST -> Processing)", "DB (created_at -> started_at)"), series.values())]
+                    for who, v in zip(judged, list(series.values())[:len(judged)], strict=True)]
         print(f"   target p50 < {target_ms:.0f} ms: {'; '.join(verdicts)}")
     return {name.strip(): {"p50": ms(v, 50), "p99": ms(v, 99)} for name, v in series.items()}
 
@@ -201,7 +202,7 @@ def print_table(title: str, head: list[str], rows: list[list[str]]) -> None:
     """A plain aligned table."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
     print(f"\n{title}")
-    print("  " + "  ".join(h.ljust(w) for h, w in zip(head, widths)))
+    print("  " + "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
     print("  " + "  ".join("-" * w for w in widths))
     for r in rows:
-        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))

@@ -40,7 +40,7 @@ class BackendCpu(threading.Thread):
 
     def __init__(self, dsn: str, databases: list[str], interval: float = 0.2) -> None:
         super().__init__(name="backend-cpu", daemon=True)
-        import psycopg2  # noqa: PLC0415 - only the bench process samples
+        import psycopg2
 
         self.conn = psycopg2.connect(dsn)
         self.conn.autocommit = True
@@ -73,14 +73,14 @@ class BackendCpu(threading.Thread):
         while not self.stopping.wait(self.interval):
             try:
                 self.sample()
-            except Exception:  # noqa: BLE001 - a missed sample only loses a little precision
+            except Exception:
                 pass
 
     def total(self) -> float:
         """CPU seconds our backends used since the sampler started (sampling now first)."""
         try:
             self.sample()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         with self.lock:
             return sum(self.last[pid] - self.first[pid] for pid in self.last)
@@ -223,7 +223,7 @@ class Listener(threading.Thread):
         try:
             self.pubsub.close()
             self.client.close()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
 
 

@@ -31,6 +31,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -108,7 +109,7 @@ class LoadWatcher(ws_clients.Watcher):
 
 async def _watch(w: LoadWatcher, gate: asyncio.Semaphore, opts: dict[str, Any]) -> None:
     w.connect_at = time.time()
-    await ws_clients._watch(w, gate, opts)  # noqa: SLF001 - reuse the shared client loop as is
+    await ws_clients._watch(w, gate, opts)
 
 
 async def _probe_foreign(w: LoadWatcher, gate: asyncio.Semaphore, opts: dict[str, Any]) -> None:
@@ -119,7 +120,7 @@ async def _probe_foreign(w: LoadWatcher, gate: asyncio.Semaphore, opts: dict[str
             ws = await ws_clients.connect(w.url, additional_headers=w.headers, open_timeout=opts["connect_timeout"],
                                           ping_interval=None, close_timeout=2,
                                           compression="deflate" if opts["compression"] else None)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             w.error = f"{type(exc).__name__}: {exc}"[:200]
             return
     try:
@@ -129,17 +130,17 @@ async def _probe_foreign(w: LoadWatcher, gate: asyncio.Semaphore, opts: dict[str
                 w.record(await asyncio.wait_for(ws.recv(), timeout=opts["foreign_linger"]), time.time())
         except (asyncio.TimeoutError, TimeoutError):
             pass
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         w.closed_early = f"{type(exc).__name__}: {exc}"[:200]
     finally:
         w.closing = True
         try:
             await ws.close()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
 
 
-async def _pool_main(pipe, opts: dict[str, Any]) -> None:  # noqa: ANN001, C901
+async def _pool_main(pipe, opts: dict[str, Any]) -> None:  # noqa: C901
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(opts["connect_concurrency"])
     watchers: list[LoadWatcher] = []
@@ -203,7 +204,7 @@ async def _pool_main(pipe, opts: dict[str, Any]) -> None:  # noqa: ANN001, C901
             for ws in open_ws:
                 try:
                     ports.append(ws.local_address[1])
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
             pipe.send(("reply", {"settled": settled(), "final": sum(1 for w in watchers if w.final_at),
                                  "watchers": len(watchers), "late_pending": sum(map(len, late.values())),
@@ -223,7 +224,7 @@ async def _pool_main(pipe, opts: dict[str, Any]) -> None:  # noqa: ANN001, C901
             return
 
 
-def pool_run(pipe, opts: dict[str, Any]) -> None:  # noqa: ANN001
+def pool_run(pipe, opts: dict[str, Any]) -> None:
     """Process entry point (``multiprocessing`` spawn target)."""
     raise_nofile()
     try:
@@ -235,7 +236,7 @@ def pool_run(pipe, opts: dict[str, Any]) -> None:  # noqa: ANN001
 class Pool(ws_clients.ClientProcess):
     """Parent side of the socket pool: thread-safe ``add``, notifications dispatched by a reader thread."""
 
-    def __init__(self, opts: dict[str, Any], on_processing, on_final) -> None:  # noqa: ANN001
+    def __init__(self, opts: dict[str, Any], on_processing, on_final) -> None:
         super().__init__(pool_run, (opts,), "ws-pool")
         self._send_lock = threading.Lock()
         self.replies: queue.Queue = queue.Queue()
@@ -479,7 +480,7 @@ class LoadTest:
                         time.sleep(retry_after)
                     else:  # Retry-After, or sooner if one of our own jobs finished meanwhile
                         with owner.cond:
-                            owner.cond.wait_for(lambda: owner.finals > seen_finals, timeout=retry_after)
+                            owner.cond.wait_for(lambda o=owner, s=seen_finals: o.finals > s, timeout=retry_after)
                     owner.throttle_wait_s += time.monotonic() - t0
                     context = f"after a 429, waited {time.monotonic() - t0:.2f} s on a kept-alive connection"
                     continue
@@ -579,6 +580,26 @@ def db_rows(job_ids: list[str]) -> dict[str, dict[str, Any]]:
     return rows
 
 
+def _check_sequence(out: dict[str, Any], w: dict[str, Any], row: dict[str, Any]) -> list[int]:
+    """Count one watcher's replays, duplicates, disorder, gaps and short ranges into ``out``; its seqs."""
+    seqs = [e[0] for e in w["events"]]
+    out["events"] += len(seqs)
+    out["replayed"] += sum(1 for e in w["events"] if e[3])
+    out["dupes"] += len(seqs) - len(set(seqs))
+    out["out_of_order"] += sum(1 for x, y in pairwise(seqs) if y < x)
+    uniq = sorted(set(seqs))
+    if uniq and uniq != list(range(uniq[0], uniq[-1] + 1)):
+        out["gaps"] += 1
+        if len(out["examples"]) < 5:
+            out["examples"].append(f"gap: job {w['job'][:8]} seqs {seqs[:40]}")
+    # after_seq=0: the socket must end holding every event up to the job's last seq in PostgreSQL
+    if row.get("last_seq") is not None and (not uniq or uniq[0] != 1 or uniq[-1] != row["last_seq"]):
+        out["not_to_last"] += 1
+        if len(out["examples"]) < 5:
+            out["examples"].append(f"range: job {w['job'][:8]} seqs {seqs[:40]} db last_seq {row['last_seq']}")
+    return seqs
+
+
 def analyse_watchers(watchers: list[dict[str, Any]], rows: dict[str, dict[str, Any]], jobs: dict[str, JobRec]) -> dict[str, Any]:
     out = {"n": len(watchers), "connect_failed": 0, "closed_early": 0, "missing_final": 0, "wrong_final": 0,
            "wrong_job": 0, "gaps": 0, "dupes": 0, "out_of_order": 0, "not_to_last": 0, "replayed": 0, "events": 0,
@@ -599,21 +620,7 @@ def analyse_watchers(watchers: list[dict[str, Any]], rows: dict[str, dict[str, A
             out["closed_early"] += 1
             out["errors"][w["closed_early"][:120]] += 1
         out["wrong_job"] += w["wrong_job"]
-        seqs = [e[0] for e in w["events"]]
-        out["events"] += len(seqs)
-        out["replayed"] += sum(1 for e in w["events"] if e[3])
-        out["dupes"] += len(seqs) - len(set(seqs))
-        out["out_of_order"] += sum(1 for x, y in zip(seqs, seqs[1:]) if y < x)
-        uniq = sorted(set(seqs))
-        if uniq and uniq != list(range(uniq[0], uniq[-1] + 1)):
-            out["gaps"] += 1
-            if len(out["examples"]) < 5:
-                out["examples"].append(f"gap: job {w['job'][:8]} seqs {seqs[:40]}")
-        # after_seq=0: the socket must end holding every event up to the job's last seq in PostgreSQL
-        if row.get("last_seq") is not None and (not uniq or uniq[0] != 1 or uniq[-1] != row["last_seq"]):
-            out["not_to_last"] += 1
-            if len(out["examples"]) < 5:
-                out["examples"].append(f"range: job {w['job'][:8]} seqs {seqs[:40]} db last_seq {row['last_seq']}")
+        seqs = _check_sequence(out, w, row)
         if not w["final_at"]:
             out["missing_final"] += 1
             if len(out["examples"]) < 5:

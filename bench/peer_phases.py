@@ -30,7 +30,7 @@ def load_peer(redis_url: str, dsn: str) -> ModuleType:
     os.environ["BENCH_REDIS_URL"] = redis_url
     os.environ["BENCH_PROCRASTINATE_DSN"] = dsn
     try:
-        import procrastinate_peer  # noqa: PLC0415 - needs the settings above first
+        import procrastinate_peer
     except ImportError as exc:
         raise SystemExit(f"Procrastinate is a bench-only dependency: .venv/bin/pip install -r bench/requirements.txt "
                          f"(or pass --skip-peer): {exc}") from exc
@@ -44,7 +44,7 @@ def peer_env(redis_url: str, dsn: str) -> dict[str, str]:
 
 def start_worker(procs: ProcSet, env: dict[str, str], args: argparse.Namespace, name: str) -> Proc:
     """``procrastinate worker`` on the peer's queue with ``--worker-concurrency`` slots (one process)."""
-    import procrastinate_peer as peer  # noqa: PLC0415 - loaded by load_peer
+    import procrastinate_peer as peer
 
     cmd = [venv_bin("procrastinate"), "--app=procrastinate_peer.app", "--log-level", "info", "worker",
            "--concurrency", str(args.worker_concurrency), "--queues", peer.QUEUE]
@@ -149,7 +149,7 @@ def todo_count(dsn: str, queue: str) -> int:
 
 def drain_phase(args: argparse.Namespace, procs: ProcSet, env: dict[str, str], listener: Listener, dsn: str) -> dict:
     """``--drain`` jobs deferred with no worker running, then one started: start → last job done."""
-    import procrastinate_peer as peer  # noqa: PLC0415 - loaded by load_peer
+    import procrastinate_peer as peer
 
     tokens = [uuid.uuid4().hex for _ in range(args.drain)]
     # Creation speed is not measured here: batches keep the set-up short.

@@ -57,7 +57,7 @@ def rows_of(raw: dict, floor: dict, lr: dict, peer: dict) -> list[Row]:
 
 
 def _f(x: float | None, width: int = 7, digits: int = 1) -> str:
-    return f"{'—':>{width}}" if x is None or x != x else f"{x:{width}.{digits}f}"  # noqa: PLR0124 - NaN check
+    return f"{'—':>{width}}" if x is None or x != x else f"{x:{width}.{digits}f}"
 
 
 def drain_rates(d: dict | None) -> tuple[float, float]:
@@ -89,11 +89,11 @@ def print_rows(rows: list[Row]) -> None:
 
 
 def _ratio(a: float, b: float) -> float:
-    return a / b if b and b == b and a == a else float("nan")  # noqa: PLR0124 - NaN checks
+    return a / b if b and b == b and a == a else float("nan")
 
 
 def _verdict(value: float, ok: bool) -> str:
-    return "—" if value != value else ("MET" if ok else "NOT MET")  # noqa: PLR0124 - NaN check
+    return "—" if value != value else ("MET" if ok else "NOT MET")
 
 
 def targets(rows: list[Row], pickup_p50_ms: float) -> dict[str, float]:

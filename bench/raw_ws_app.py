@@ -67,7 +67,7 @@ def health() -> str:
 
 
 @sock.route("/ws")
-def ws_route(ws) -> None:  # noqa: ANN001 - simple_websocket.Server
+def ws_route(ws) -> None:
     """Forward this job's payloads until the client leaves."""
     _ensure_listener()
     job = request.args.get("job", "")

@@ -76,13 +76,13 @@ async def _watch(w: Watcher, gate: asyncio.Semaphore, opts: dict[str, Any]) -> N
             w.ws = await connect(w.url, additional_headers=w.headers, open_timeout=opts["connect_timeout"],
                                  ping_interval=None, close_timeout=2, max_size=2 ** 22,
                                  compression="deflate" if opts["compression"] else None)
-        except Exception as exc:  # noqa: BLE001 - every failure is a figure
+        except Exception as exc:
             w.error = f"{type(exc).__name__}: {exc}"[:200]
             return
     try:
         async for raw in w.ws:
             w.record(raw, time.time())
-    except Exception as exc:  # noqa: BLE001 - ConnectionClosed and anything else
+    except Exception as exc:
         if not w.closing:
             w.closed_early = f"{type(exc).__name__}: {exc}"[:200]
     else:
@@ -90,7 +90,7 @@ async def _watch(w: Watcher, gate: asyncio.Semaphore, opts: dict[str, Any]) -> N
             w.closed_early = "closed by server"
 
 
-async def _until(predicate, timeout: float) -> bool:  # noqa: ANN001
+async def _until(predicate, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -99,7 +99,7 @@ async def _until(predicate, timeout: float) -> bool:  # noqa: ANN001
     return True
 
 
-async def _main(pipe, specs: list[dict[str, Any]], opts: dict[str, Any]) -> None:  # noqa: ANN001
+async def _main(pipe, specs: list[dict[str, Any]], opts: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
     watchers = [Watcher(s["url"], s["headers"], s["job"]) for s in specs]
     gate = asyncio.Semaphore(opts["connect_concurrency"])
@@ -127,7 +127,7 @@ async def _main(pipe, specs: list[dict[str, Any]], opts: dict[str, Any]) -> None
             return
 
 
-def run(pipe, specs: list[dict[str, Any]], opts: dict[str, Any]) -> None:  # noqa: ANN001
+def run(pipe, specs: list[dict[str, Any]], opts: dict[str, Any]) -> None:
     """Process entry point (``multiprocessing`` spawn target)."""
     try:
         asyncio.run(_main(pipe, specs, opts))

@@ -17,7 +17,7 @@ def clock_command() -> None:
     from app.telemetry.otlp_metrics import start_metrics_export
     from app.telemetry.tracing import init_tracing
 
-    app = current_app._get_current_object()  # noqa: SLF001 - the real app, for contexts in the loop
+    app = current_app._get_current_object()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

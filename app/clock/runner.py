@@ -91,7 +91,7 @@ def run_due(app: Flask, duty: Duty) -> bool:
         try:
             with exclusive(duty.name) as mine:
                 return bool(getattr(duty.run(), "more", False)) if mine else False
-        except Exception:  # noqa: BLE001 - the database or Redis may be down: the next period retries
+        except Exception:
             log.exception("clock duty %s failed; retrying in %.0f s", duty.name, duty.every)
             return False
         finally:

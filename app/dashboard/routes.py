@@ -11,8 +11,8 @@ from app.extensions import db
 from app.jobs import listing
 from app.jobs.cursor import BadPosition, Position, position
 from app.jobs.models import Job, JobEvent
-from app.jobs.search import COUNT_CAP
 from app.jobs.priority import BACKGROUND
+from app.jobs.search import COUNT_CAP
 from app.jobs.service import JobConflict, cancel_job, delete_job, parse_job_id, retry_job
 from app.reports import all_reports
 from app.web.rendering import is_htmx, render_page_or_fragment, vary

@@ -79,7 +79,7 @@ class _Announcer(threading.Thread):
                     if first:
                         dispatch_quietly()  # new slots: hand out what was waiting for them
                         first = False
-                except Exception as exc:  # noqa: BLE001 - the database may be down: say it again next beat
+                except Exception as exc:
                     log.warning("could not announce worker slots: %s", exc)
                 finally:
                     db.session.remove()
@@ -106,7 +106,7 @@ def stop_announcing(app: Flask) -> None:
     with app.app_context():
         try:
             forget_worker(_announcer.worker)
-        except Exception as exc:  # noqa: BLE001 - its row expires by itself
+        except Exception as exc:
             log.warning("could not withdraw worker slots: %s", exc)
         finally:
             db.session.remove()

@@ -57,7 +57,7 @@ class Watcher(threading.Thread):
                     ).scalar_one_or_none()
                 if flag:
                     self.cancelled.set()
-            except Exception as exc:  # noqa: BLE001 - a DB blip must not kill the job; try again next tick
+            except Exception as exc:
                 log.warning("heartbeat for job %s failed: %s", self.job_id, exc)
 
     def stop(self) -> None:

@@ -54,7 +54,7 @@ def publish(job: Job) -> bool:
                 time_limit=report_limit + 60 if report_limit else None,
             )
         return True
-    except Exception as exc:  # noqa: BLE001 - any broker failure sends the job back to waiting
+    except Exception as exc:
         log.warning("could not publish job %s: %s", job.id, exc)
         return False
 
@@ -73,7 +73,7 @@ def mark_undispatched(job: Job) -> None:
     try:
         job.dispatched_at = None
         db.session.commit()
-    except Exception:  # noqa: BLE001 - the sweep finds jobs whose message is missing anyway
+    except Exception:
         db.session.rollback()
         log.warning("could not mark job %s undispatched", job.id, exc_info=True)
 
@@ -203,5 +203,5 @@ def dispatch_quietly() -> None:
     """``dispatch_ready`` for callers whose own work is done: a failure is logged, the clock tries again."""
     try:
         dispatch_ready()
-    except Exception:  # noqa: BLE001 - the next clock tick dispatches what this call could not
+    except Exception:
         log.warning("dispatch failed; the clock will retry", exc_info=True)

@@ -66,7 +66,8 @@ def _range(lead: list[sa.ColumnElement[bool]], cursor: Cursor | None, newer: boo
 def _statement(source: sa.CTE, checks: list[sa.ColumnElement[bool]], keyset: list[sa.ColumnElement[bool]],
                newer: bool, offset: int, limit: int, walked: bool) -> sa.Select:
     """One row per key of the page (at least one row): rows seen in ``source``, how many pass ``checks``,
-    the last row a walk saw (where the next one starts), and the page's keys. The database does the work: a few rows come back, not thousands.
+    the last row a walk saw (where the next one starts), and the page's keys. The database does the work: a few
+    rows come back, not thousands.
 
     A walk's LIMIT inside its CTE keeps PostgreSQL from pushing the checks into the index scan: it stops at
     the bound whatever the checks find.

@@ -170,7 +170,7 @@ def _dispatch_after_commit() -> list[Job]:
     """Hand out free slots now; the job is safe in PostgreSQL whatever happens, and the clock retries."""
     try:
         return dispatch.dispatch_ready()
-    except Exception:  # noqa: BLE001 - never fail a request whose job is already committed
+    except Exception:
         log.warning("dispatch after commit failed; the clock will dispatch", exc_info=True)
         return []
 

@@ -34,7 +34,7 @@ class SweepReport:
     orphans_cancelled: int = 0
 
 
-def _matching(condition) -> Iterator[Job]:  # noqa: ANN001 - a SQLAlchemy clause
+def _matching(condition) -> Iterator[Job]:
     """Yield matching jobs one at a time, each locked and re-checked under its lock."""
     ids = list(db.session.execute(db.select(Job.id).where(condition).limit(BATCH)).scalars())
     db.session.rollback()

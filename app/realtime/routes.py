@@ -43,7 +43,7 @@ def check_origin() -> None:
 
 
 @sock.route("/notifications", bp=bp)
-def notifications(ws) -> None:  # noqa: ANN001 - simple_websocket.Server
+def notifications(ws) -> None:
     """Subscribe with ``?job=<id>`` (repeatable), ``&access=<capability>`` (repeatable), ``&after_seq=N``,
     ``&all=1`` and ``&format=json|html``."""
     fmt = request.args.get("format", "json")

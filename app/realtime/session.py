@@ -19,11 +19,11 @@ from app.api.body import MalformedJson, parse_json
 from app.api.serializers import job_json
 from app.extensions import db
 from app.jobs.models import Job, JobEvent, utcnow
+from app.jobs.position import queue_place
 from app.jobs.service import parse_job_id
 from app.jobs.states import ACTIVE_STATES, JobState
 from app.jobs.view import JobView
 from app.owners.capability import grants_read
-from app.jobs.position import queue_place
 from app.realtime.channels import JobEventMessage, error_frame, event_frame, queue_frame, snapshot_frame
 from app.realtime.hub import QUEUE_MOVED, RESYNC, WAKE, Hub, Subscriber
 from app.realtime.transport import CLOSE_LINGER_SECONDS

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -68,51 +69,69 @@ class ParamsInvalid(Exception):
         return "; ".join(f"{e['field']}: {e['message']}" for e in self.errors)
 
 
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "false", "1", "0", "on", "off", "yes", "no"}:
+        return value.lower() in {"true", "1", "on", "yes"}
+    raise ValueError("must be true or false")
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):  # a bool is an int to Python, not to a form or a JSON client
+        raise ValueError("must be an integer")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise ValueError("must be an integer") from None
+    if not isinstance(value, int):
+        raise ValueError("must be an integer")
+    return value
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ValueError("must be a number") from None
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return float(value)
+
+
+def _to_date(value: Any) -> date:
+    if not isinstance(value, str):
+        raise ValueError("must be a date written YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError("must be a date written YYYY-MM-DD") from None
+
+
+def _to_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+# One converter per parameter type: each raises ValueError with the reason a user reads.
+_CONVERTERS: dict[type, Callable[[Any], Any]] = {
+    bool: _to_bool, int: _to_int, float: _to_float, date: _to_date, str: _to_str,
+}
+
+
 def _coerce(param: Param, value: Any) -> Any:
     """Convert ``value`` to the parameter's type or raise ``ValueError`` with a readable reason."""
-    kind = param.kind
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in {"true", "false", "1", "0", "on", "off", "yes", "no"}:
-            return value.lower() in {"true", "1", "on", "yes"}
-        raise ValueError("must be true or false")
-    if kind is int:
-        if isinstance(value, bool):
-            raise ValueError("must be an integer")
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, str):
-            try:
-                value = int(value.strip())
-            except ValueError:
-                raise ValueError("must be an integer") from None
-        if not isinstance(value, int):
-            raise ValueError("must be an integer")
-        return value
-    if kind is float:
-        if isinstance(value, bool):
-            raise ValueError("must be a number")
-        if isinstance(value, str):
-            try:
-                value = float(value.strip())
-            except ValueError:
-                raise ValueError("must be a number") from None
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return float(value)
-    if kind is date:
-        if not isinstance(value, str):
-            raise ValueError("must be a date written YYYY-MM-DD")
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            raise ValueError("must be a date written YYYY-MM-DD") from None
-    if kind is str:
-        if not isinstance(value, str):
-            raise ValueError("must be a string")
-        return value
-    raise TypeError(f"unsupported parameter type {kind!r}")  # a report definition bug
+    convert = _CONVERTERS.get(param.kind)
+    if convert is None:
+        raise TypeError(f"unsupported parameter type {param.kind!r}")  # a report definition bug
+    return convert(value)
 
 
 def _check_bounds(param: Param, value: Any) -> None:

@@ -91,7 +91,7 @@ def _utc_day_postgresql(column: sa.ColumnElement) -> sa.ColumnElement:
     return sa.cast(sa.func.timezone("UTC", column), sa.Date)
 
 
-def _roll_up(source: sa.FromClause, insert, utc_day) -> sa.Insert:  # noqa: ANN001 - dialect constructors
+def _roll_up(source: sa.FromClause, insert, utc_day) -> sa.Insert:
     """Add the batch's jobs to the daily counts per UTC day, report and final state (one statement)."""
     daily = JobDailyCount.__table__
     day = utc_day(source.c.finished_at)
@@ -103,7 +103,7 @@ def _roll_up(source: sa.FromClause, insert, utc_day) -> sa.Insert:  # noqa: ANN0
                                       set_={"jobs": daily.c.jobs + stmt.excluded.jobs})
 
 
-def _tombstones(source: sa.FromClause, now: datetime, insert) -> sa.Insert:  # noqa: ANN001 - dialect constructors
+def _tombstones(source: sa.FromClause, now: datetime, insert) -> sa.Insert:
     """Tombstones for the batch's jobs, so their ids answer 410 Gone to their owners (one statement)."""
     gone = PurgedJob.__table__
     # WHERE true: SQLite would read "FROM source ON CONFLICT" as the start of a join.

@@ -15,7 +15,7 @@ import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from itertools import islice
+from itertools import islice, pairwise
 
 from cron_descriptor import ExpressionDescriptor, FormatException, Options
 from cronsim import CronSim, CronSimError
@@ -83,7 +83,7 @@ class CronSpec:
     def shortest_interval(self, instant: datetime) -> float | None:
         """The shortest gap (seconds) between consecutive fires after ``instant``; None if it fires at most once."""
         fires = list(islice(self.fires_after(instant), INTERVAL_SAMPLE))
-        gaps = [(b - a).total_seconds() for a, b in zip(fires, fires[1:])]
+        gaps = [(b - a).total_seconds() for a, b in pairwise(fires)]
         return min(gaps) if gaps else None
 
     def describe(self) -> str:

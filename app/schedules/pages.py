@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import zoneinfo
 from functools import cache
-from urllib.parse import urlsplit
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, make_response, render_template, request, url_for
 

@@ -12,8 +12,19 @@ from app.reports.registry import UnknownReport
 from app.schedules import pages
 from app.schedules.models import Schedule
 from app.schedules.serializers import schedule_json
-from app.schedules.service import (FIELDS, ScheduleInvalid, create_schedule, delete_schedule, find_schedule,
-                                   last_runs, list_schedules, run_now, runs, set_enabled, update_schedule)
+from app.schedules.service import (
+    FIELDS,
+    ScheduleInvalid,
+    create_schedule,
+    delete_schedule,
+    find_schedule,
+    last_runs,
+    list_schedules,
+    run_now,
+    runs,
+    set_enabled,
+    update_schedule,
+)
 from app.web.rendering import is_htmx, vary, wants_page
 
 bp = Blueprint("schedules", __name__)

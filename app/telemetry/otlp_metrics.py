@@ -42,11 +42,11 @@ def start_metrics_export(app: Flask) -> bool:
         with app.app_context():
             return [s for family in JobsCollector().collect() for s in family.samples]
 
-    def observe(names: set[str]):  # noqa: ANN202
+    def observe(names: set[str]):
         def callback(options: CallbackOptions) -> Iterable[Observation]:
             try:
                 return [Observation(s.value, dict(s.labels)) for s in samples() if s.name in names]
-            except Exception:  # noqa: BLE001 - a failed scrape must not kill the exporter thread
+            except Exception:
                 log.warning("metrics collection for OTLP failed", exc_info=True)
                 return []
         return callback

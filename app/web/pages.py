@@ -7,8 +7,8 @@ from flask import Response, current_app, make_response, redirect, render_templat
 
 from app.extensions import db
 from app.jobs import listing
-from app.jobs.listing import JobFilter
 from app.jobs.later import RunAtInvalid, form_number, requested_due
+from app.jobs.listing import JobFilter
 from app.jobs.models import Job, JobEvent
 from app.jobs.position import queue_place
 from app.jobs.service import IdempotencyMismatch, submit_job

@@ -4,8 +4,8 @@ import os
 import pytest
 import requests
 import schemathesis
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.conftest import WebServer, isolated_database
 

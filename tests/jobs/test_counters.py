@@ -92,7 +92,7 @@ def test_concurrent_writers_lose_nothing_and_never_deadlock(app):
                         record_transition(_job(report), None, E)
                         record_transition(_job(report), E, P, first_start=True)
                     db.session.commit()
-            except Exception as exc:  # noqa: BLE001 - reported below
+            except Exception as exc:
                 errors.append(exc)
             finally:
                 db.session.remove()

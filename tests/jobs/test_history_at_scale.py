@@ -84,7 +84,7 @@ def statements() -> Iterator[list[str]]:
     """The SQL (parameters filled in) of every statement run inside the block."""
     seen: list[str] = []
 
-    def grab(conn, cursor, statement, params, context, executemany):  # noqa: ANN001
+    def grab(conn, cursor, statement, params, context, executemany):
         seen.append(cursor.mogrify(statement, params).decode())
 
     event.listen(db.engine, "before_cursor_execute", grab)

@@ -38,7 +38,7 @@ def embedded(tmp_path_factory) -> Iterator:
         db.session.remove()
 
 
-def everything(where=lambda j: True) -> list[uuid.UUID]:  # noqa: ANN001
+def everything(where=lambda j: True) -> list[uuid.UUID]:
     """The right answer: every job, newest first, filtered in Python."""
     jobs = db.session.execute(db.select(Job)).scalars().all()
     return [j.id for j in sorted(jobs, key=lambda j: (j.created_at, j.id), reverse=True) if where(j)]

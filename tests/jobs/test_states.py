@@ -1,5 +1,6 @@
 """The lifecycle table: legal moves pass, everything else is refused."""
 import random
+from itertools import pairwise
 
 import pytest
 
@@ -9,7 +10,7 @@ from app.jobs.states import FINAL_STATES, IllegalTransition, JobState, can_trans
 
 def test_happy_path_is_legal():
     path = [JobState.ENQUEUED, JobState.PROCESSING, JobState.RETRYING, JobState.PROCESSING, JobState.SUCCEEDED]
-    for current, target in zip(path, path[1:]):
+    for current, target in pairwise(path):
         check_transition(current, target)
 
 

@@ -153,7 +153,7 @@ def test_scrape_and_dashboard_counts_never_read_the_jobs_table(app, client):
     operator = app.test_client()
     seen: list[str] = []
 
-    def record(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+    def record(conn, cursor, statement, *args) -> None:
         seen.append(" ".join(statement.split()))
 
     with app.app_context():

@@ -12,7 +12,7 @@ from tests.helpers import wait_for
 class Receiver(BaseHTTPRequestHandler):
     bodies: list[tuple[str, bytes]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
         Receiver.bodies.append((self.path, self.rfile.read(length)))
         self.send_response(200)

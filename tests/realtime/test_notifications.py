@@ -128,6 +128,7 @@ def test_html_format_pushes_the_status_fragment_and_notifications(owner):
 def test_out_of_order_event_is_gap_filled_and_releases_the_database(app, web):
     """An event that overtakes another is preceded by the missing one, read from PostgreSQL."""
     import uuid
+    from datetime import timedelta
 
     import psycopg2
     import redis as redis_lib
@@ -135,10 +136,8 @@ def test_out_of_order_event_is_gap_filled_and_releases_the_database(app, web):
     from app.extensions import db
     from app.jobs.counters import record_transition
     from app.jobs.lifecycle import append_event, event_message
-    from app.jobs.states import JobState
-    from datetime import timedelta
-
     from app.jobs.models import Job, utcnow
+    from app.jobs.states import JobState
     from app.realtime.channels import Namespace
     from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
 

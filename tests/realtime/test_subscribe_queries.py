@@ -9,8 +9,8 @@ from app.extensions import db
 from app.jobs.lifecycle import append_event
 from app.jobs.models import Job
 from app.realtime.channels import SOCKET_FRAME_KEYS
-from app.realtime.session import MAX_JOBS_PER_SOCKET, NotificationSession
 from app.realtime.hub import Subscriber
+from app.realtime.session import MAX_JOBS_PER_SOCKET, NotificationSession
 
 
 class RecordingSocket:
@@ -54,7 +54,7 @@ def statements(app):
     """The SQL statements run while the test body runs."""
     seen: list[str] = []
 
-    def record(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+    def record(conn, cursor, statement, *args) -> None:
         seen.append(statement)
 
     with app.test_request_context():

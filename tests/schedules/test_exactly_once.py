@@ -90,7 +90,7 @@ def test_fire_passes_racing_without_the_clock_lock_create_one_job_per_slot(db_ur
                 start.wait()
                 for _ in range(3):
                     fire_due(batch=25)
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
             finally:
                 db.session.remove()
