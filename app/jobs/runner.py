@@ -19,7 +19,7 @@ from app.jobs.lifecycle import JobSuperseded, append_event, lock_job, transition
 from app.jobs.models import Job, JobResult, utcnow
 from app.jobs.states import FINAL_STATES, JobState
 from app.reports import get_report
-from app.reports.context import JobCancelled
+from app.reports.context import JobCancelled, ReportRefused
 from app.reports.params import ParamsInvalid
 from app.reports.registry import UnknownReport
 from app.telemetry.logs import current_job_id
@@ -161,13 +161,15 @@ def _run_and_record(job: Job, ctx: JobContext, task_id: str) -> None:
         locked = _owned(job_id, task_id)
         transition(locked.id, JobState.CANCELLED, f"Cancelled while processing at {locked.progress:.0f}%", job=locked)
         return None
+    except ReportRefused as exc:
+        return _fail_now(job_id, task_id, ctx, "ReportRefused", str(exc))
     except SoftTimeLimitExceeded:
         limit = report.time_limit or current_app.config["LONGRUN_SOFT_TIME_LIMIT"]
         return _fail_now(job_id, task_id, ctx, "TimeLimitExceeded",
                          f"The report ran past its time limit ({limit} s) and was stopped")
     except JobSuperseded:
         raise
-    except Exception as exc:  # noqa: BLE001 - any report failure is recorded, then retried or failed
+    except Exception as exc:
         return _record_failure(job_id, task_id, ctx, exc)
     last = ctx.take_pending()
     locked = _owned(job_id, task_id)
@@ -206,7 +208,7 @@ def _flush_quietly(ctx: JobContext) -> None:
         ctx.flush()
     except JobSuperseded:
         raise
-    except Exception:  # noqa: BLE001 - the outcome matters more than the last progress sample
+    except Exception:
         db.session.rollback()
         log.warning("could not write the last progress of job %s", ctx.job_id, exc_info=True)
 

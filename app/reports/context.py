@@ -14,6 +14,11 @@ class JobCancelled(Exception):
     """Raised at a checkpoint when the job's owner or an operator asked it to stop."""
 
 
+class ReportRefused(Exception):
+    """Raised by a report that cannot run on this input or data: the job fails at once, with this message, and is
+    not retried (the same input would be refused again)."""
+
+
 @dataclass
 class ResultFile:
     """The artifact a report produced."""

@@ -9,12 +9,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.reports.context import ReportContext
+from app.reports.context import ReportContext, ReportRefused
 from app.reports.params import Param
 from app.reports.registry import report
 from app.sales.tables import orders
 
 GROUPINGS = ("region", "product", "month")
+NO_ORDERS = ("There are no orders to summarise: the orders table is empty. Seed demo orders with"
+             " `./scripts/longrun sales seed 100000` (on a deployment: `flask --app wsgi:app sales seed 100000`).")
 
 
 def _group_column(group_by: str, dialect: str) -> sa.ColumnElement[Any]:
@@ -65,8 +67,10 @@ def sales_summary(
 ) -> None:
     """Aggregate the orders chunk by chunk, reporting honest progress, and write a CSV."""
     if date_from and date_to and date_from > date_to:
-        raise ValueError("date_from is after date_to: nothing to summarise")
+        raise ReportRefused(f"date_from ({date_from}) is after date_to ({date_to}): nothing to summarise")
     conn = ctx.connection
+    if conn.execute(sa.select(orders.c.id).limit(1)).first() is None:
+        raise ReportRefused(NO_ORDERS)
     conditions = _filters(date_from, date_to)
     total = conn.execute(sa.select(sa.func.count()).select_from(orders).where(*conditions)).scalar_one()
     lo, hi = conn.execute(sa.select(sa.func.min(orders.c.id), sa.func.max(orders.c.id))).one()

@@ -56,3 +56,29 @@ def test_month_grouping_and_empty_range(client):
     assert done["state"] == "Succeeded"
     body = client.get(done["links"]["result"]).get_data(as_text=True)
     assert body.splitlines() == ["month,orders,units,revenue", "TOTAL,0,0,0.00"]
+
+
+def test_an_empty_orders_table_says_so_and_how_to_seed_it(app):
+    # The real function on the real table, emptied inside a transaction that is rolled back afterwards.
+    import pytest
+
+    from app.extensions import db
+    from app.reports import get_report
+    from app.reports.context import InlineContext, ReportRefused
+    from app.sales.tables import orders
+
+    with app.app_context(), db.engine.connect() as conn:
+        with conn.begin():
+            conn.execute(orders.delete())
+            with pytest.raises(ReportRefused, match=r"no orders.*sales seed 100000"):
+                get_report("sales_summary").func(InlineContext(connection=conn), group_by="region", date_from=None,
+                                                 date_to=None, chunk_size=1000)
+            conn.rollback()
+
+
+def test_a_refused_report_fails_at_once_with_its_reason_and_no_retry(client):
+    job = submit(client, report="sales_summary", date_from="2024-02-01", date_to="2024-01-01")
+    done = wait_for_state(client, job["id"], {"Succeeded", "Failed"}, timeout=60)
+    assert done["state"] == "Failed" and done["attempts"] == 1, done
+    assert done["error"]["type"] == "ReportRefused"
+    assert "date_from (2024-02-01) is after date_to (2024-01-01)" in done["error"]["message"]
