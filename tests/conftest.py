@@ -44,7 +44,12 @@ TEST_ENV = {
 os.environ.update(TEST_ENV)
 
 
+# Every database this run created: dropped when the run ends (LONGRUN_KEEP_TEST_DBS=1 keeps them to look at).
+_CREATED: set[str] = set()
+
+
 def _recreate_database(name: str = TEST_DB) -> None:
+    _CREATED.add(name)
     conn = psycopg2.connect(PG_ADMIN_URL)
     conn.autocommit = True
     with conn.cursor() as cur:
@@ -95,6 +100,19 @@ class RedisServer:
             self.proc.wait(5)
 
 
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Clean up after the run: drop the databases it created and flush its Redis DB (every process is stopped)."""
+    if os.environ.get("LONGRUN_KEEP_TEST_DBS") == "1" or not _CREATED:
+        return
+    conn = psycopg2.connect(PG_ADMIN_URL)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for name in sorted(_CREATED):
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+
+
 @pytest.fixture(scope="session")
 def app():
     """The Flask app on a freshly migrated test database and a flushed Redis DB."""
@@ -126,7 +144,7 @@ class ManagedProcess:
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
-    def wait_until(self, ready, timeout: float = 90, interval: float = 0.2) -> None:  # noqa: ANN001
+    def wait_until(self, ready, timeout: float = 90, interval: float = 0.2) -> None:
         """Poll ``ready()`` until true; fail early if the process exits."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

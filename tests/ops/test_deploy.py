@@ -1,6 +1,7 @@
 """The Procfile run like a platform: release migrates, web + worker + beat serve; SIGTERM loses nothing."""
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -52,6 +53,19 @@ def test_procfile_runs_and_sigterm_lets_running_jobs_finish(app):
     conn.close()
     assert (state, attempts) == ("Succeeded", 1)  # warm shutdown finished the running job
     assert version == sorted(p.name for p in (ROOT / "migrations" / "versions").glob("0*.py"))[-1][:4]
+
+
+def test_a_second_copy_on_a_taken_port_says_so_and_stops():
+    """No restart loop that prints the other instance's URL: one clear message, a failing exit, nothing started."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        run = subprocess.run([sys.executable, "scripts/devstack.py"], cwd=ROOT, env={**os.environ, "PORT": str(port)},
+                             capture_output=True, text=True, timeout=30)
+    assert run.returncode != 0
+    assert f"Port {port} is already in use" in run.stderr and "PORT=5001 ./scripts/start" in run.stderr, run.stderr
+    assert "Longrun is running" not in run.stdout and "database:" not in run.stdout, run.stdout
 
 
 def _answers(base: str) -> bool:
