@@ -171,6 +171,11 @@ def _run_and_record(job: Job, ctx: JobContext, task_id: str) -> None:
         raise
     except Exception as exc:
         return _record_failure(job_id, task_id, ctx, exc)
+    return _record_success(job_id, task_id, ctx)
+
+
+def _record_success(job_id: str, task_id: str, ctx: JobContext) -> None:
+    """Succeeded, with the last progress sample and the result, in one transaction."""
     last = ctx.take_pending()
     locked = _owned(job_id, task_id)
     earlier = []

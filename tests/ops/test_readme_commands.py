@@ -20,6 +20,7 @@ ELSEWHERE = {
         "tests/api/test_jobs_api.py follows the 202's Location without a cookie",
     'curl "localhost:5000$loc"': "the same",
     "flask --app wsgi:app <command>": "run here as `flask --app wsgi:app --help`, with a deployment's SECRET_KEY",
+    "./scripts/lock": "writes the locks; run here as --check (writing gives the same files when they match)",
     # Names, not commands: their commands are the ones run here.
     "./scripts/longrun": "its commands are run here",
     "flask --app wsgi:app": "the same",
@@ -75,6 +76,8 @@ def test_every_readme_command_is_run_here_or_by_a_named_test(fresh_env):
     assert audit.returncode in (0, 2) and "pip-audit:" in audit.stdout, audit.stdout + audit.stderr
     assert (audit.returncode == 2) == ("NOT CHECKED" in audit.stdout), audit.stdout
     ran.add(".venv/bin/python scripts/audit.py --require-check")
+    run("./scripts/lock --check", fresh_env)
+    ran.add("./scripts/lock --check")
     deployment = {**fresh_env, "SECRET_KEY": "a-deployment-secret", "PATH": f"{os.path.dirname(sys.executable)}:"
                   f"{fresh_env['PATH']}"}
     assert "tokens" in run("flask --app wsgi:app --help", deployment).stdout
