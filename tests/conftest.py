@@ -113,6 +113,19 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     redis.Redis.from_url(TEST_REDIS_URL).flushdb()
 
 
+# A test is slow when it needs real processes: the shared Celery worker (and every fixture built on it) here, or
+# processes of its own (those modules say `pytestmark = pytest.mark.slow`). `pytest -m "not slow"` runs the rest:
+# pure logic and tests against the real PostgreSQL and Redis, in seconds.
+NEEDS_A_WORKER = {"worker", "web", "client", "other_client", "remote_web"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark every test whose fixtures start the shared worker as slow."""
+    for item in items:
+        if NEEDS_A_WORKER & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def app():
     """The Flask app on a freshly migrated test database and a flushed Redis DB."""

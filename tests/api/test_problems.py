@@ -4,6 +4,12 @@ import pytest
 LONG = "x" * (70 * 1024)
 
 
+@pytest.fixture
+def client(app):
+    """Every answer here comes before any job exists: no Celery worker needed (these run in the fast layer)."""
+    return app.test_client()
+
+
 def _problem(response, status):
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == "application/problem+json"

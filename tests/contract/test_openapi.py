@@ -9,6 +9,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.conftest import WebServer, isolated_database
 
+pytestmark = pytest.mark.slow  # fuzzes a real server
+
 API_BLUEPRINTS = {"api", "ops", "schedules"}
 FUZZ_EXAMPLES = int(os.environ.get("LONGRUN_FUZZ_EXAMPLES", "20"))  # bench/fuzz_long runs more
 NOT_IN_DOCUMENT = {"/openapi.json", "/metrics"}  # the document itself; metrics is Prometheus text for operators

@@ -15,6 +15,8 @@ from app import create_app
 from app.config import ConfigError, load_config
 from tests.conftest import WebServer
 
+pytestmark = pytest.mark.slow  # starts gunicorn
+
 OPERATOR_SECRET = "op-secret"
 BASIC = {"Authorization": "Basic " + base64.b64encode(f"operator:{OPERATOR_SECRET}".encode()).decode()}
 PATHS = ("/metrics", "/dashboard/")

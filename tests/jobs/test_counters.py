@@ -202,6 +202,7 @@ def database_at_0002(request, tmp_path) -> str:
     return url
 
 
+@pytest.mark.slow  # migrates two databases in subprocesses
 def test_upgrade_backfills_counters_where_metrics_stood(database_at_0002):
     engine = sa.create_engine(database_at_0002)
     with engine.begin() as conn:

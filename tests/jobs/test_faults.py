@@ -12,6 +12,8 @@ from app.jobs.models import Job
 from tests.conftest import PG_ADMIN_URL, WebServer, isolated_database
 from tests.helpers import submit, wait_for, wait_for_state
 
+pytestmark = pytest.mark.slow  # starts its own processes
+
 
 def _still_serving(client):
     follow_up = submit(client, duration_seconds=0, steps=1)

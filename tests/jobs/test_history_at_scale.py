@@ -28,6 +28,8 @@ from app.owners.identity import hash_token
 from app.owners.models import ApiToken
 from tests.conftest import isolated_database
 
+pytestmark = pytest.mark.slow  # seeds 50,000 jobs
+
 # A quarter of the jobs belong to "heavy": 10,000, the most an exact total counts. Failed: i % 20 == 8 (all
 # heavy's); sales_summary: i % 50 == 7 (odd, never heavy's, never failed).
 JOBS = 40_000
@@ -184,6 +186,13 @@ def test_rare_text_is_found_through_the_trigram_index(history):
         # A job id (or its start) is in the searched text too; so are error messages, with the other filters.
         job_id = str(page.jobs[0].id)
         assert [str(j.id) for j in read(JobFilter(q=job_id[:13]), per_page=5)[0].jobs] == [job_id]
+        # A whole id is read by the primary key, with or without dashes, and the other filters still apply.
+        for spelled in (job_id.upper(), job_id.replace("-", "")):
+            whole, total, sql = read(JobFilter(q=spelled), per_page=5)
+            assert [str(j.id) for j in whole.jobs] == [job_id] and total == listing.Total(1)
+            assert all("ix_jobs_search_trgm" not in p and "Seq Scan on jobs" not in p for p in plans(sql)), plans(sql)
+        assert read(JobFilter(q=job_id, state=JobState.CANCELLED if page.jobs[0].state != JobState.CANCELLED
+                                 else JobState.FAILED), per_page=5)[0].jobs == []
         failed, total, _ = read(JobFilter(q="bad row 1234", state=JobState.FAILED), per_page=50)
         assert [j.id for j in failed.jobs] == expected_keys("state = 'Failed' AND error_message ILIKE '%bad row 1234%'", 50)
         assert failed.jobs and total == listing.Total(len(failed.jobs))

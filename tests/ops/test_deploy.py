@@ -8,11 +8,14 @@ import sys
 import time
 
 import psycopg2
+import pytest
 import requests
 
 from tests.conftest import ARTIFACTS, PG_ADMIN_URL, ROOT, TEST_DB, RedisServer, _recreate_database, free_port
 from tests.helpers import wait_for
 from tests.realtime.wsclient import Owner
+
+pytestmark = pytest.mark.slow  # runs the Procfile processes
 
 
 def test_procfile_runs_and_sigterm_lets_running_jobs_finish(app):

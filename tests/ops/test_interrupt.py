@@ -6,11 +6,14 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 from tests.conftest import ARTIFACTS, PG_ADMIN_URL, ROOT, TEST_DB, RedisServer, _recreate_database, free_port
 from tests.helpers import wait_for
 from tests.realtime.wsclient import Owner, close_code, is_final_event, read_until
+
+pytestmark = pytest.mark.slow  # runs the Procfile processes
 
 STOP_WITHIN_SECONDS = 5.0
 

@@ -11,11 +11,14 @@ import pytest
 
 from tests.conftest import ROOT, TEST_REDIS_URL
 
+pytestmark = pytest.mark.slow  # runs the CLI commands as subprocesses
+
 # Commands that keep running (or are this suite): where each is exercised.
 ELSEWHERE = {
     "./scripts/start": "tests/ops/test_deploy.py and test_interrupt.py run its supervisor, scripts/devstack.py",
     "PORT=5001 ./scripts/start": "tests/ops/test_deploy.py: the taken-port message names it",
     "./scripts/test": "this suite",
+    '.venv/bin/python -m pytest -m "not slow"': "the fast layer: the same tests run in this suite",
     "loc=$(curl -si -X POST localhost:5000/reports/v2 | sed -n 's/^Location: //ip' | tr -d '\\r')":
         "tests/api/test_jobs_api.py follows the 202's Location without a cookie",
     'curl "localhost:5000$loc"': "the same",

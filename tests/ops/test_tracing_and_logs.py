@@ -1,10 +1,13 @@
 """One trace from the HTTP request to the task's SQL; JSON log lines carry trace and job ids."""
 import json
 
+import pytest
 import requests
 
 from tests.conftest import ARTIFACTS, WebServer, WorkerProcess, isolated_database
 from tests.helpers import wait_for
+
+pytestmark = pytest.mark.slow  # starts its own worker and web processes
 
 
 def _spans(directory) -> list[dict]:

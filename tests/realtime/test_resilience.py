@@ -9,6 +9,8 @@ from tests.conftest import RedisServer, WebServer, WorkerProcess, isolated_datab
 from tests.helpers import wait_for
 from tests.realtime.wsclient import Owner, is_final_event, live_events
 
+pytestmark = pytest.mark.slow  # starts web processes
+
 
 class Collector(threading.Thread):
     """Reads one socket in the background until told to stop."""

@@ -41,6 +41,8 @@ def test_progress_is_reported_per_chunk(app):
     from app.reports import get_report
     from app.reports.context import InlineContext
 
+    seeded = app.test_cli_runner().invoke(args=["sales", "seed", "5000", "--replace", "--seed", "11"])
+    assert seeded.exit_code == 0, seeded.output
     with app.app_context(), db.engine.connect() as conn:
         total = conn.exec_driver_sql("SELECT count(*) FROM orders").scalar_one()
         ctx = InlineContext(connection=conn)

@@ -16,6 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from tests.conftest import ClockProcess, isolated_database
 from tests.helpers import wait_for
 
+pytestmark = pytest.mark.slow  # starts clock processes
+
 SCHEDULES = 60
 
 

@@ -7,10 +7,13 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 
 from tests.conftest import ROOT, ClockProcess
 from tests.helpers import wait_for
+
+pytestmark = pytest.mark.slow  # starts clock processes
 
 COUNT = 20
 
