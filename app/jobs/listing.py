@@ -19,7 +19,7 @@ from app.jobs import counters, scan
 from app.jobs.cursor import Cursor
 from app.jobs.models import Job
 from app.jobs.scan import SCAN_LIMIT
-from app.jobs.search import COUNT_CAP, search_clause
+from app.jobs.search import COUNT_CAP, search_clause, whole_job_id
 from app.jobs.states import JobState
 
 # The equality filters one index serves in (created_at, id) order, most specific first (app/jobs/models.py).
@@ -100,6 +100,10 @@ def plan(f: JobFilter) -> Plan:
     if f.created_to:
         lead.append(Job.created_at <= f.created_to)
     residual = f.conditions(tuple(n for n in f.equalities() if n not in served))
+    job_id = whole_job_id(f.q)
+    if job_id is not None:
+        # A whole job id names one job: its primary key answers at once, whatever the size of the history.
+        return Plan([*lead, Job.id == job_id], residual)
     return Plan(lead, residual, search=f.q)
 
 

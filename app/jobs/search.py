@@ -21,6 +21,17 @@ BUDGET_MS = 150  # what one search may spend in the index before it falls back t
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement stopped by statement_timeout
 
 
+def whole_job_id(text: str | None) -> uuid.UUID | None:
+    """The job id ``text`` spells out in full (with or without dashes), else None."""
+    candidate = (text or "").strip()
+    if len(candidate) not in (32, 36):
+        return None
+    try:
+        return uuid.UUID(candidate)
+    except ValueError:
+        return None
+
+
 def search_clause(text: str) -> sa.ColumnElement[bool]:
     """Jobs whose id, parameters or error contain ``text``, case-insensitively (served by the trigram index)."""
     pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
