@@ -26,7 +26,7 @@ from app.jobs.view import JobView
 from app.owners.capability import grants_read
 from app.realtime.channels import JobEventMessage, error_frame, event_frame, queue_frame, snapshot_frame
 from app.realtime.hub import QUEUE_MOVED, RESYNC, WAKE, Hub, Subscriber
-from app.realtime.transport import CLOSE_LINGER_SECONDS
+from app.realtime.transport import CLOSE_LINGER_SECONDS, wake_on_input
 
 log = logging.getLogger(__name__)
 
@@ -46,26 +46,6 @@ class Socket(Protocol):
     def send(self, data: str) -> None: ...
     def receive(self, timeout: float | None = None) -> Any: ...
     def close(self, reason: int | None = None, message: str | None = None) -> None: ...
-
-
-class _WakingEvent:
-    """Wraps simple-websocket's reader event: every client message or close also wakes our inbox.
-
-    simple-websocket (pinned 1.1.0) sets ``ws.event`` from its reader thread whenever a message arrives or
-    the connection closes. Hooking it lets the handler block on one queue instead of polling the socket,
-    which at 1,000 sockets is the difference between idle and thousands of wake-ups per second.
-    """
-
-    def __init__(self, event: Any, subscriber: Subscriber) -> None:
-        self._event = event
-        self._subscriber = subscriber
-
-    def set(self) -> None:
-        self._event.set()
-        self._subscriber.offer(WAKE)
-
-    def __getattr__(self, name: str) -> Any:  # wait, clear, is_set
-        return getattr(self._event, name)
 
 
 class _WireCache:
@@ -117,8 +97,7 @@ class NotificationSession:
     # -- main loop ------------------------------------------------------------
     def run(self, job_ids: list[str], after_seq: int | None, all_jobs: bool) -> None:
         """Serve the socket until the client goes away."""
-        if hasattr(self.ws, "event"):
-            self.ws.event = _WakingEvent(self.ws.event, self.subscriber)
+        wake_on_input(self.ws, lambda: self.subscriber.offer(WAKE))
         self.hub.add(self.subscriber)
         try:
             if all_jobs:

@@ -1,4 +1,6 @@
-"""What we add to simple-websocket (pinned 1.1.0) connections: atomic frames, a size limit, a clean close."""
+"""What we add to simple-websocket (pinned 1.1.0) connections: atomic frames, a size limit, a clean close, and a
+wake-up on client input. The one module that knows simple-websocket's internals (tests/realtime/test_transport.py
+fails if the pinned version's change)."""
 from __future__ import annotations
 
 import socket
@@ -7,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import simple_websocket
 from wsproto.connection import ConnectionState
 
 # After our close frame, how long the peer may take to read it before the TCP socket is released.
@@ -84,6 +87,44 @@ class ReaderThread(threading.Thread):
                 self._ws.event.set()
 
 
+class WakingEvent(threading.Event):
+    """simple-websocket's reader event (its ``event_class`` option), which can also wake one more listener.
+
+    The reader thread sets it whenever a client message arrives or the connection closes. Waking the handler's
+    inbox too lets it block on one queue instead of polling the socket: at 1,000 sockets, the difference between
+    idle and thousands of wake-ups per second.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.also: Callable[[], None] | None = None
+
+    def set(self) -> None:
+        """Set, and wake the other listener."""
+        super().set()
+        if self.also is not None:
+            self.also()
+
+
+class IncompatibleWebSocket(RuntimeError):
+    """simple-websocket no longer works the way this module relies on (a version other than the pinned one)."""
+
+
+def wake_on_input(ws: Any, wake: Callable[[], None]) -> bool:
+    """Call ``wake`` whenever the client sends or closes; False for a socket that is not simple-websocket's."""
+    if not isinstance(ws, simple_websocket.ws.Base):
+        return False  # another implementation (a test double): it wakes its handler its own way
+    event = getattr(ws, "event", None)
+    if not isinstance(event, WakingEvent):
+        raise IncompatibleWebSocket(
+            f"simple-websocket's connection has no WakingEvent reader event (found {type(event).__name__}): "
+            "SOCK_SERVER_OPTIONS lacks server_options(), or the installed simple-websocket is not the pinned 1.1.0")
+    event.also = wake
+    return True
+
+
 def server_options(max_message_bytes: int, ping_interval: float = 25) -> dict[str, Any]:
-    """``SOCK_SERVER_OPTIONS`` for flask-sock: pings, a message size limit (close 1009 past it), our reader."""
-    return {"ping_interval": ping_interval, "max_message_size": max_message_bytes, "thread_class": ReaderThread}
+    """``SOCK_SERVER_OPTIONS`` for flask-sock: pings, a message size limit (close 1009 past it), our reader thread
+    and event."""
+    return {"ping_interval": ping_interval, "max_message_size": max_message_bytes, "thread_class": ReaderThread,
+            "event_class": WakingEvent}
