@@ -67,7 +67,7 @@ def new_context(browser) -> Iterator[Callable[..., BrowserContext]]:
     contexts: list[BrowserContext] = []
 
     def make(base_url: str, **options) -> BrowserContext:
-        context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900}, **options)
+        context = browser.new_context(base_url=base_url, **{"viewport": {"width": 1280, "height": 900}, **options})
         context.set_default_timeout(ACTION_TIMEOUT_MS)
         contexts.append(context)
         return context
