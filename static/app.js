@@ -27,6 +27,7 @@
     var container = liveContainer(evt);
     if (container) container.dataset.polling = "0";
     setState(container, "live", "ok");
+    settle(document);
   });
   document.addEventListener("htmx:wsClose", function (evt) {
     var container = liveContainer(evt);
@@ -36,6 +37,50 @@
   document.addEventListener("htmx:wsError", function (evt) {
     fallBackToPolling(liveContainer(evt));
   });
+
+  // Timestamps arrive in UTC (exact instant in the title); show them in the reader's own time zone.
+  var FORMATS = {
+    full: { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" },
+    time: { hour: "2-digit", minute: "2-digit", second: "2-digit" }
+  };
+  function localise(root) {
+    (root.querySelectorAll ? root : document).querySelectorAll("time[data-local]").forEach(function (t) {
+      var when = new Date(t.getAttribute("datetime"));
+      if (isNaN(when)) return;
+      t.textContent = when.toLocaleString([], FORMATS[t.dataset.local] || FORMATS.full);
+      t.removeAttribute("data-local");
+    });
+  }
+
+  // Between two events of a running job its elapsed time still moves: tick it every second.
+  function formatDuration(seconds) {
+    if (seconds < 60) return seconds.toFixed(1) + " s";
+    var minutes = Math.floor(seconds / 60), secs = Math.floor(seconds % 60);
+    if (minutes < 60) return minutes + " min " + (secs < 10 ? "0" : "") + secs + " s";
+    var hours = Math.floor(minutes / 60), mins = minutes % 60;
+    return hours + " h " + (mins < 10 ? "0" : "") + mins + " min";
+  }
+  setInterval(function () {
+    document.querySelectorAll(".elapsed[data-since]").forEach(function (span) {
+      var since = new Date(span.dataset.since);
+      if (!isNaN(since)) span.textContent = formatDuration(Math.max(0, (Date.now() - since) / 1000)) + " elapsed";
+    });
+  }, 1000);
+
+  // Once the job has ended nothing more will arrive: the "live" tag goes.
+  function settle(root) {
+    document.querySelectorAll(".live").forEach(function (container) {
+      var status = container.querySelector(".job-status");
+      if (status && ["Succeeded", "Failed", "Cancelled"].indexOf(status.dataset.state) >= 0) {
+        setState(container, "finished", "done");
+      }
+    });
+    localise(root || document);
+  }
+  document.addEventListener("DOMContentLoaded", function () { settle(document); });
+  document.addEventListener("htmx:afterSettle", function (evt) { settle(evt.target); });
+  document.addEventListener("htmx:oobAfterSwap", function (evt) { settle(evt.target); });
+  document.addEventListener("htmx:wsAfterMessage", function () { settle(document); });
 
   // Errors: the server sends a readable message into #request-error; clear it after a while.
   // Anything that did not come that way (a proxy error page, a dropped connection) gets a plain one.

@@ -1,9 +1,11 @@
 """One URL, three renderings: JSON for API clients, a page for browsers, a fragment for htmx."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from flask import Response, current_app, make_response, render_template, request
+from markupsafe import Markup
 
 
 def is_htmx() -> bool:
@@ -49,6 +51,19 @@ def duration(seconds: float | None) -> str:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+STAMP_FORMATS = {"full": "%Y-%m-%d %H:%M:%S", "time": "%H:%M:%S"}
+
+
+def when(moment: datetime | None, style: str = "full") -> Markup:
+    """A timestamp people read: UTC to the second (the page's script shows it in the reader's local time), the
+    exact ISO instant in its ``title``; an em dash for none."""
+    if moment is None:
+        return Markup("—")
+    iso = moment.isoformat()
+    text = moment.astimezone(timezone.utc).strftime(STAMP_FORMATS[style]) + " UTC"
+    return Markup('<time datetime="{0}" title="{0}" data-local="{1}">{2}</time>').format(iso, style, text)
 
 
 def trace_url(trace_id: str | None) -> str | None:

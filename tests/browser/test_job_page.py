@@ -83,3 +83,41 @@ def test_status_keeps_updating_by_polling_when_the_socket_drops(page: Page):
     assert [t for t in polls if t > dropped], "the status reached its final state without polling"
     assert page.evaluate("window.__noReload") == "still-here"
     print("sockets", len(sockets), "polls", len(polls))
+
+
+def test_elapsed_ticks_between_events_then_live_ends_and_times_are_readable(page: Page):
+    # Few events far apart (2 steps in 5 s): the elapsed time moves between them anyway.
+    job_id = api_submit(page, duration_seconds=5, steps=2)["id"]
+    page.goto(f"/jobs/{job_id}")
+    status = page.locator(f"#job-{job_id}-status")
+    expect(status).to_have_attribute("data-state", "Processing")
+    elapsed = status.locator(".elapsed")
+    expect(elapsed).to_have_text(re.compile(r"\d+\.\d s elapsed"))
+    seen = {elapsed.inner_text()}
+    for _ in range(3):
+        page.wait_for_timeout(700)
+        seen.add(elapsed.inner_text())
+    assert len(seen) >= 3, seen  # it ticked, with no event in between
+    expect(page.locator(".ws-state")).to_have_text("live")
+    expect(status).to_have_attribute("data-state", "Succeeded", timeout=30_000)
+    expect(page.locator(".ws-state")).to_have_text("finished")  # nothing more will come: not "live" any more
+    expect(status.locator(".badge")).to_have_css("color", "rgb(26, 127, 55)")  # the state's colour
+    # Readable times: no microseconds, the reader's local time, the exact instant in the title.
+    created = page.locator("p.muted time").first
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+\+00:00", created.get_attribute("title"))
+    assert not re.search(r"\.\d{3,}", created.inner_text()) and "UTC" not in created.inner_text()
+    for stamp in page.locator(f"#job-{job_id}-notifications time").all():
+        assert re.fullmatch(r"\d\d:\d\d:\d\d( [AP]M)?", stamp.inner_text()), stamp.inner_text()
+
+
+def test_a_failed_job_shows_its_badge_in_red_in_every_list(page: Page):
+    job_id = api_submit(page, duration_seconds=0, steps=1, fail_times=5)["id"]
+    deadline = time.monotonic() + 60
+    while api_job(page, job_id)["state"] != "Failed":
+        assert time.monotonic() < deadline, "the job did not fail"
+        page.wait_for_timeout(200)
+    red = "rgb(207, 34, 46)"
+    for path in (f"/jobs/{job_id}", "/jobs", "/dashboard/?state=Failed"):
+        page.goto(path)
+        badge = page.locator(".badge", has_text="Failed").first
+        expect(badge).to_have_css("color", red)
