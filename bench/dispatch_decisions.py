@@ -35,8 +35,9 @@ PROBE_WORKER = "bench-dispatch-probe"
 KINDS = (
     ("lock", re.compile(r"pg_advisory_xact_lock")),
     ("pauses", re.compile(r"FROM dispatch_pauses")),
-    ("capacity", re.compile(r"FROM worker_slots")),
+    # Free slots are one statement, worker capacity minus jobs in flight: named by its owner_queues part.
     ("in flight", re.compile(r"sum\(owner_queues\.inflight\)")),
+    ("capacity", re.compile(r"FROM worker_slots")),
     ("owner pick", re.compile(r"FROM owner_queues .*ORDER BY", re.S)),
     ("next job", re.compile(r"FROM jobs .*SKIP LOCKED", re.S)),
     ("job update", re.compile(r"^UPDATE jobs")),
