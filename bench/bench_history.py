@@ -241,20 +241,29 @@ class Site:
                 errors.append(r.status_code)
         return {**stats(samples), "errors": errors[:3], "path": read.path}
 
-    def post_p50(self, n: int, warmup: int = 5) -> dict:
-        """``n`` sequential ``POST /reports/v2`` (keep-alive, one owner, limits off)."""
-        samples, errors = [], []
-        for i in range(warmup + n):
-            t0 = time.perf_counter()
-            r = self.session.post(self.base + "/reports/v2", json=POST_BODY, timeout=60)
+    def post_once(self, errors: list[int]) -> float:
+        """One ``POST /reports/v2`` (keep-alive, one owner, limits off): seconds; a non-202 goes to ``errors``."""
+        t0 = time.perf_counter()
+        r = self.session.post(self.base + "/reports/v2", json=POST_BODY, timeout=60)
+        if r.status_code != 202:
+            errors.append(r.status_code)
+        return time.perf_counter() - t0
+
+
+def interleaved_posts(site: Site, empty: Site, n: int, warmup: int = 5) -> tuple[dict, dict]:
+    """``n`` POSTs to each site, one to each in turn (a load swing hits both alike), after ``warmup`` each."""
+    samples: dict[str, list[float]] = {"site": [], "empty": []}
+    errors: dict[str, list[int]] = {"site": [], "empty": []}
+    for i in range(warmup + n):
+        for key, target in (("site", site), ("empty", empty)):
+            seconds = target.post_once(errors[key])
             if i >= warmup:
-                samples.append(time.perf_counter() - t0)
-            if r.status_code != 202:
-                errors.append(r.status_code)
-        return {**stats(samples), "errors": errors[:3]}
+                samples[key].append(seconds)
+    return ({**stats(samples["site"]), "errors": errors["site"][:3]},
+            {**stats(samples["empty"]), "errors": errors["empty"][:3]})
 
 
-def measure_size(n: int, args: argparse.Namespace, procs: ProcSet, redis_url: str) -> dict:
+def measure_size(n: int, args: argparse.Namespace, procs: ProcSet, redis_url: str, empty_env: dict[str, str]) -> dict:
     """Seed, upgrade, serve and time every read at one size (the purge run too if ``purge``)."""
     db = f"{args.db_prefix}_{label(n).lower()}"
     env = app_env(f"{PG_HOST_URL}/{db}", redis_url)
@@ -276,9 +285,13 @@ def measure_size(n: int, args: argparse.Namespace, procs: ProcSet, redis_url: st
             r["note"] = read.note
             print(f"  {read.name:<34} p50 {fmt(r['p50']):>7} ms  p99 {fmt(r['p99']):>7} ms  {read.note}"
                   f"{'  ERRORS ' + str(r['errors']) if r['errors'] else ''}", flush=True)
-        out["post"] = site.post_p50(args.requests)
-        print(f"  {'POST /reports/v2':<34} p50 {fmt(out['post']['p50']):>7} ms  p99 {fmt(out['post']['p99']):>7} ms",
-              flush=True)
+        empty = Site(procs, empty_env, f"gunicorn-empty-{label(n)}")
+        try:
+            out["post"], out["post_empty"] = interleaved_posts(site, empty, args.requests)
+        finally:
+            procs.stop(empty.proc)
+        print(f"  {'POST /reports/v2':<34} p50 {fmt(out['post']['p50']):>7} ms  p99 {fmt(out['post']['p99']):>7} ms"
+              f"  (empty database, the same minutes: p50 {fmt(out['post_empty']['p50'])} ms)", flush=True)
         procs.stop(site.proc)
         if args.purge_at == n:
             from history_purge import purge_run
@@ -295,19 +308,13 @@ def measure_size(n: int, args: argparse.Namespace, procs: ProcSet, redis_url: st
     return out
 
 
-def empty_post(args: argparse.Namespace, procs: ProcSet, redis_url: str) -> dict:
-    """``POST /reports/v2`` on an empty database at head: the baseline for 'within 10 %'."""
+def empty_database(args: argparse.Namespace, redis_url: str) -> dict[str, str]:
+    """An empty database at head, the baseline for 'within 10 %': each size's POSTs alternate with POSTs to it."""
     db = f"{args.db_prefix}_empty"
     env = app_env(f"{PG_HOST_URL}/{db}", redis_url)
     recreate_database(db)
     flask(env, "db", "upgrade")
-    site = Site(procs, env, "gunicorn-empty")
-    try:
-        return site.post_p50(args.requests)
-    finally:
-        procs.stop(site.proc)
-        redis.Redis.from_url(redis_url).flushdb()
-        drop_database(db)
+    return env
 
 
 # --------------------------------------------------------------------------- the report
@@ -343,16 +350,14 @@ def print_report(result: dict, sizes: list[int]) -> None:
         print(f"| {name} | " + " | ".join(f"{fmt(c.get('p50'))} / {fmt(c.get('p99'))}"
                                           + (f" ({c['note']})" if c.get("note") else "") for c in cells)
               + f" | {fmt(r50, 2)}× / {fmt(r99, 2)}× | p99 < {limit:.0f} ms, ≤ {RATIO_TARGET:.0f}×: {verdict(ok)} |")
-    empty = result["empty_post"]
-    print("\n### `POST /reports/v2` (no worker: the job stays Enqueued)\n")
-    print("| database | p50 ms | p99 ms | ÷ empty p50 |")
+    print("\n### `POST /reports/v2` (no worker: the job stays Enqueued), alternating with an empty database\n")
+    print("| database | p50 / p99 ms | empty database, same minutes: p50 / p99 ms | ÷ empty p50 |")
     print("| --- | --- | --- | --- |")
-    print(f"| empty | {fmt(empty['p50'])} | {fmt(empty['p99'])} | 1.00× |")
     for n in sizes:
-        post = per[label(n)]["post"]
+        post, empty = per[label(n)]["post"], per[label(n)]["post_empty"]
         ratio = post["p50"] / empty["p50"]
-        print(f"| {label(n)} | {fmt(post['p50'])} | {fmt(post['p99'])} | {ratio:.2f}× (≤ {POST_TARGET:.2f}×: "
-              f"{verdict(ratio <= POST_TARGET)}) |")
+        print(f"| {label(n)} | {fmt(post['p50'])} / {fmt(post['p99'])} | {fmt(empty['p50'])} / {fmt(empty['p99'])} | "
+              f"{ratio:.2f}× (≤ {POST_TARGET:.2f}×: {verdict(ratio <= POST_TARGET)}) |")
     at = next((label(n) for n in sizes if "purge" in per[label(n)]), None)
     if at:
         from history_purge import print_purge
@@ -404,17 +409,18 @@ def main() -> int:
     result: dict = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "sizes": {}}
     ok = False
     try:
-        result["empty_post"] = empty_post(args, procs, redis_url)
+        empty_env = empty_database(args, redis_url)
         kept: list[int] = []
         for n in sizes:
             disk_check(n, kept)
-            result["sizes"][label(n)] = measure_size(n, args, procs, redis_url)
+            result["sizes"][label(n)] = measure_size(n, args, procs, redis_url, empty_env)
             if args.keep_db:
                 kept.append(n)
         print_report(result, sizes)
         ok = True
     finally:
         procs.stop_all()
+        drop_database(f"{args.db_prefix}_empty")
         if args.json:
             args.json.write_text(json.dumps(result, indent=2, default=str))
         if ok and not args.keep_logs:
