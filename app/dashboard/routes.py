@@ -13,7 +13,7 @@ from app.jobs.cursor import BadPosition, Position, position
 from app.jobs.models import Job, JobEvent
 from app.jobs.priority import BACKGROUND
 from app.jobs.search import COUNT_CAP
-from app.jobs.service import JobConflict, cancel_job, delete_job, parse_job_id, retry_job
+from app.jobs.service import JobConflict, cancel_job, delete_job, find_job, retry_job
 from app.reports import all_reports
 from app.web.rendering import is_htmx, render_page_or_fragment, vary
 
@@ -76,8 +76,7 @@ def worker_panel() -> Response:
 
 
 def _job_or_404(job_id: str) -> Job:
-    key = parse_job_id(job_id)
-    job = db.session.get(Job, key) if key else None
+    job = find_job(None, job_id)  # operators see every owner's jobs
     if job is None:
         raise ApiError(404, "Job Not Found", "There is no job with this id.", slug="job-not-found")
     return job

@@ -20,7 +20,7 @@ from app.api.serializers import job_json
 from app.extensions import db
 from app.jobs.models import Job, JobEvent, utcnow
 from app.jobs.position import queue_place
-from app.jobs.service import parse_job_id
+from app.jobs.service import find_job, parse_job_id
 from app.jobs.states import ACTIVE_STATES, JobState
 from app.jobs.view import JobView
 from app.owners.capability import grants_read
@@ -174,8 +174,7 @@ class NotificationSession:
 
     # -- subscriptions ----------------------------------------------------------
     def _visible(self, job_id: str) -> Job | None:
-        key = parse_job_id(job_id)
-        job = db.session.get(Job, key) if key else None
+        job = find_job(None, job_id)  # then this socket's own rule: operator, owner or capability
         return job if job is not None and self.may_read(job) else None
 
     def may_read(self, job: Job) -> bool:
