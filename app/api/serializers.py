@@ -35,7 +35,7 @@ def job_links(job: Job, *, access: str | None = None, actions: bool = True) -> d
         links["cancel"] = url_for("api.cancel_job", job_id=jid)
     if actions and state in (JobState.FAILED, JobState.CANCELLED):
         links["retry"] = url_for("api.retry_job", job_id=jid)
-    if state == JobState.SUCCEEDED and job.result is not None:
+    if job.has_result:
         links["result"] = url_for("api.job_result", job_id=jid, **read)
     if trace := trace_url(job.trace_id):
         links["trace"] = trace

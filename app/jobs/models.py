@@ -120,6 +120,16 @@ class Job(db.Model):
         """The state as an enum."""
         return JobState(self.state)
 
+    @property
+    def error_text(self) -> str | None:
+        """The error as people read it ("Type: message"), or None: one definition for pages, events and sockets."""
+        return f"{self.error_type}: {self.error_message}" if self.error_type else None
+
+    @property
+    def has_result(self) -> bool:
+        """Whether a result can be downloaded: the job succeeded and left one."""
+        return self.state == JobState.SUCCEEDED.value and self.result is not None
+
 
 class JobEvent(db.Model):
     """One entry of a job's history: a state change, a progress sample or a log line."""

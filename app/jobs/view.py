@@ -96,8 +96,8 @@ class JobView:
             id=str(job.id), report=job.report, state=job.state, progress=job.progress or 0.0,
             done=job.progress_done, total=job.progress_total, message=job.progress_message,
             attempts=job.attempts, max_attempts=job.max_attempts, cancel_requested=bool(job.cancel_requested),
-            error=f"{job.error_type}: {job.error_message}" if job.error_type else None,
-            has_result=job.state == JobState.SUCCEEDED.value and job.result is not None,
+            error=job.error_text,
+            has_result=job.has_result,
             created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
             last_seq=job.last_seq, trace_id=job.trace_id, place=place, scheduled_for=job.scheduled_for,
         )
