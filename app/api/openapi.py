@@ -10,6 +10,7 @@ from app.jobs.priority import LOWEST
 from app.jobs.states import JobState
 from app.owners.capability import ACCESS_PARAM
 from app.reports import all_reports, get_report
+from app.reports.params import Param
 from app.schedules import openapi as schedule_api
 
 PROBLEM = "application/problem+json"
@@ -36,21 +37,6 @@ def _problems(*codes: str) -> dict[str, Any]:
 
 def _json(schema_ref: str, description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}}
-
-
-def _param_schema(p: dict[str, Any]) -> dict[str, Any]:
-    kind = {"integer": "integer", "number": "number", "string": "string", "boolean": "boolean"}.get(p["type"], "string")
-    schema: dict[str, Any] = {"type": kind}
-    if p["type"].startswith("date"):
-        schema["format"] = "date"
-    for key in ("minimum", "maximum"):
-        if key in p:
-            schema[key] = p[key]
-    if "choices" in p:
-        schema["enum"] = p["choices"]
-    elif kind == "string" and "format" not in schema:
-        schema["maxLength"] = p.get("max_length", 200)
-    return schema
 
 
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}, "description": "Job id (UUID)."}
@@ -118,10 +104,11 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-def _params_object(described: list[dict[str, Any]]) -> dict[str, Any]:
+def _params_object(params: tuple[Param, ...]) -> dict[str, Any]:
+    """A report's parameters as one JSON Schema object, from their declarations."""
     schema: dict[str, Any] = {"type": "object", "additionalProperties": False,
-                              "properties": {p["name"]: _param_schema(p) for p in described}}
-    required = [p["name"] for p in described if p["required"]]
+                              "properties": {p.name: p.json_schema() for p in params}}
+    required = [p.name for p in params if p.required]
     if required:
         schema["required"] = required
     return schema
@@ -144,13 +131,13 @@ def submit_request_schema() -> dict[str, Any]:
     """One variant per registered report (its exact parameters), plus the bare form that means `demo`."""
     variants = []
     for report in all_reports():
-        params = _params_object(report.describe()["params"])
+        params = _params_object(report.params)
         variants.append({"type": "object", "additionalProperties": False, "required": ["report"],
                          "properties": {"report": {"const": report.name}, "params": params,
                                         "priority": _priority_schema(report.priority), **_later_schema()},
                          "description": report.title})
     demo = get_report("demo")
-    demo_params = _params_object(demo.describe()["params"])
+    demo_params = _params_object(demo.params)
     variants.append({"type": "object", "additionalProperties": False,
                      "properties": {"params": demo_params, "priority": _priority_schema(demo.priority),
                                     **_later_schema()},
@@ -160,8 +147,8 @@ def submit_request_schema() -> dict[str, Any]:
 
 def build_document() -> dict[str, Any]:
     """The whole document for the current app (its reports and limits)."""
-    demo = {p["name"]: p for p in get_report("demo").describe()["params"]}
-    v1_duration = dict(_param_schema(demo["duration_seconds"]), maximum=current_app.config["LONGRUN_V1_MAX_SECONDS"],
+    demo = {p.name: p for p in get_report("demo").params}
+    v1_duration = dict(demo["duration_seconds"].json_schema(), maximum=current_app.config["LONGRUN_V1_MAX_SECONDS"],
                        default=current_app.config["LONGRUN_V1_SECONDS"])
     submit = {
         "requestBody": {"required": False, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SubmitRequest"}}}},
@@ -178,7 +165,7 @@ def build_document() -> dict[str, Any]:
         "/reports/v1": {"get": {
             "summary": "Run the demo report inside the request; answers `Completed`",
             "parameters": [{"name": "duration_seconds", "in": "query", "schema": v1_duration},
-                           {"name": "steps", "in": "query", "schema": _param_schema(demo["steps"])}],
+                           {"name": "steps", "in": "query", "schema": demo["steps"].json_schema()}],
             "responses": {"200": {"description": "Done.", "content": {"text/plain": {"schema": {"type": "string", "enum": ["Completed"]}}}},
                           **_problems("401", "422")}}},
         "/reports/v2": {"post": {"summary": "Enqueue a job (poll its Location)", **submit}},
@@ -231,7 +218,7 @@ def build_document() -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": {**SCHEMAS, **schedule_api.SCHEMAS, "SubmitRequest": submit_request_schema(),
                                    "ScheduleCreate": schedule_api.create_schema(
-                                       {r.name: _params_object(r.describe()["params"]) for r in all_reports()})},
+                                       {r.name: _params_object(r.params) for r in all_reports()})},
                        "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer", "description": "Token from `flask tokens create`."},
             "session": {"type": "apiKey", "in": "cookie", "name": "session"}}},

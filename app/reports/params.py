@@ -15,9 +15,6 @@ class _Required:
 
 REQUIRED: Any = _Required()
 
-_TYPE_NAMES = {int: "integer", float: "number", str: "string", bool: "boolean", date: "date (YYYY-MM-DD)"}
-
-
 @dataclass(frozen=True)
 class Param:
     """One parameter of a report: its type, default and bounds."""
@@ -39,13 +36,17 @@ class Param:
 
     def describe(self) -> dict[str, Any]:
         """A JSON-friendly description, used by the API and to build forms."""
+        kind = param_type(self.kind)
         out: dict[str, Any] = {
             "name": self.name,
-            "type": _TYPE_NAMES[self.kind],
+            "type": kind.name,
             "label": self.label or self.name.replace("_", " ").capitalize(),
             "help": self.help,
             "required": self.required,
+            "input": kind.html_input,  # how a form asks for it
         }
+        if kind.step:
+            out["step"] = kind.step
         if not self.required:
             out["default"] = self.default.isoformat() if isinstance(self.default, date) else self.default
         if self.minimum is not None:
@@ -57,6 +58,19 @@ class Param:
         if self.kind is str:
             out["max_length"] = self.max_length
         return out
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON Schema of an accepted value (the OpenAPI document's, from the same declaration)."""
+        schema = dict(param_type(self.kind).schema)
+        if self.minimum is not None:
+            schema["minimum"] = self.minimum
+        if self.maximum is not None:
+            schema["maximum"] = self.maximum
+        if self.choices:
+            schema["enum"] = list(self.choices)
+        elif self.kind is str:
+            schema["maxLength"] = self.max_length
+        return schema
 
 
 @dataclass
@@ -120,18 +134,38 @@ def _to_str(value: Any) -> str:
     return value
 
 
-# One converter per parameter type: each raises ValueError with the reason a user reads.
-_CONVERTERS: dict[type, Callable[[Any], Any]] = {
-    bool: _to_bool, int: _to_int, float: _to_float, date: _to_date, str: _to_str,
+@dataclass(frozen=True)
+class ParamType:
+    """Everything Longrun knows of one parameter type: validation, the API's description and schema, the form."""
+
+    name: str  # in GET /reports
+    convert: Callable[[Any], Any]  # raises ValueError with the reason a user reads
+    schema: dict[str, Any]  # JSON Schema (OpenAPI), before the parameter's own bounds
+    html_input: str  # the form's <input type>, or "checkbox"
+    step: str | None = None  # a number input's step
+
+
+# The one table of parameter types: a new type is one row here.
+PARAM_TYPES: dict[type, ParamType] = {
+    bool: ParamType("boolean", _to_bool, {"type": "boolean"}, "checkbox"),
+    int: ParamType("integer", _to_int, {"type": "integer"}, "number", step="1"),
+    float: ParamType("number", _to_float, {"type": "number"}, "number", step="any"),
+    date: ParamType("date (YYYY-MM-DD)", _to_date, {"type": "string", "format": "date"}, "date"),
+    str: ParamType("string", _to_str, {"type": "string"}, "text"),
 }
+
+
+def param_type(kind: type) -> ParamType:
+    """The row of ``kind``; a type without one is a report definition bug."""
+    found = PARAM_TYPES.get(kind)
+    if found is None:
+        raise TypeError(f"unsupported parameter type {kind!r}: add it to PARAM_TYPES")
+    return found
 
 
 def _coerce(param: Param, value: Any) -> Any:
     """Convert ``value`` to the parameter's type or raise ``ValueError`` with a readable reason."""
-    convert = _CONVERTERS.get(param.kind)
-    if convert is None:
-        raise TypeError(f"unsupported parameter type {param.kind!r}")  # a report definition bug
-    return convert(value)
+    return param_type(param.kind).convert(value)
 
 
 def _check_bounds(param: Param, value: Any) -> None:
