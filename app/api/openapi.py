@@ -1,6 +1,7 @@
 """The OpenAPI 3 document of the JSON API, built from the code (routes, report schemas, limits)."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Response, current_app, jsonify
@@ -39,7 +40,13 @@ def _json(schema_ref: str, description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}}
 
 
+# The blueprints whose routes are the JSON API, and the routes of theirs the document leaves out: the document
+# itself, and /metrics (Prometheus text for operators).
+DOCUMENTED_BLUEPRINTS = frozenset({"api", "ops", "schedules"})
+NOT_DOCUMENTED = frozenset({"/openapi.json", "/metrics"})
+
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}, "description": "Job id (UUID)."}
+PATH_PARAMETERS = {"job_id": JOB_ID, "schedule_id": schedule_api.SCHEDULE_ID}
 ACCESS = {"name": ACCESS_PARAM, "in": "query", "required": False, "schema": {"type": "string"},
           "description": "The job's read capability (in the 202's `Location`): reads it without the owner's cookie or token."}
 
@@ -159,18 +166,20 @@ def build_document() -> dict[str, Any]:
             **_problems("400", "401", "403", "413", "415", "422", "429", "503")},
     }
     job_ops = ("401", "404", "410", "503")
-    paths: dict[str, Any] = {
-        "/reports": {"get": {"summary": "Registered reports and their parameter schemas",
-                             "responses": {"200": _json("ReportCatalog", "The catalogue."), **_problems("401")}}},
-        "/reports/v1": {"get": {
+    cancelled = {"200": _json("Job", "Cancelled."), "202": _json("Job", "Stopping at its next checkpoint.")}
+    # What each route does, by (endpoint, method): its path, methods and path parameters come from the routes.
+    operations: dict[tuple[str, str], dict[str, Any]] = {
+        ("api.list_reports", "get"): {"summary": "Registered reports and their parameter schemas",
+                                      "responses": {"200": _json("ReportCatalog", "The catalogue."), **_problems("401")}},
+        ("api.report_v1", "get"): {
             "summary": "Run the demo report inside the request; answers `Completed`",
             "parameters": [{"name": "duration_seconds", "in": "query", "schema": v1_duration},
                            {"name": "steps", "in": "query", "schema": demo["steps"].json_schema()}],
             "responses": {"200": {"description": "Done.", "content": {"text/plain": {"schema": {"type": "string", "enum": ["Completed"]}}}},
-                          **_problems("401", "422")}}},
-        "/reports/v2": {"post": {"summary": "Enqueue a job (poll its Location)", **submit}},
-        "/reports/v3": {"post": {"summary": "Enqueue a job (follow it over /notifications)", **submit}},
-        "/jobs": {"get": {
+                          **_problems("401", "422")}},
+        ("api.report_v2", "post"): {"summary": "Enqueue a job (poll its Location)", **submit},
+        ("api.report_v3", "post"): {"summary": "Enqueue a job (follow it over /notifications)", **submit},
+        ("api.list_my_jobs", "get"): {
             "summary": "Your jobs, newest first",
             "parameters": [{"name": "state", "in": "query", "schema": {"type": "string", "enum": [s.value for s in JobState]}},
                            {"name": "report", "in": "query", "schema": {"type": "string", "enum": [r.name for r in all_reports()]}},
@@ -181,36 +190,30 @@ def build_document() -> dict[str, Any]:
                            {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000000},
                             "description": "1 is the newest page; pages reach the newest 10,000 jobs (past them: 404)"},
                            {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}}],
-            "responses": {"200": _json("JobList", "A page of jobs."), **_problems("401", "404", "422", "503")}}},
-        "/jobs/{job_id}": {
-            "parameters": [JOB_ID],
-            "get": {"summary": "One job", "parameters": [ACCESS],
-                    "responses": {"200": _json("Job", "The job."), **_problems(*job_ops)}},
-            "delete": {"summary": "Cancel the job",
-                       "responses": {"200": _json("Job", "Cancelled."), "202": _json("Job", "Stopping at its next checkpoint."),
-                                     **_problems("409", *job_ops)}},
-        },
-        "/jobs/{job_id}/cancel": {"parameters": [JOB_ID], "post": {
-            "summary": "Cancel the job (same as DELETE)",
-            "responses": {"200": _json("Job", "Cancelled."), "202": _json("Job", "Stopping at its next checkpoint."),
-                          **_problems("403", "409", *job_ops)}}},
-        "/jobs/{job_id}/retry": {"parameters": [JOB_ID], "post": {
-            "summary": "Requeue a Failed or Cancelled job",
-            "responses": {"202": _json("Job", "Requeued."), **_problems("403", "409", "429", *job_ops)}}},
-        "/jobs/{job_id}/events": {"parameters": [JOB_ID], "get": {
+            "responses": {"200": _json("JobList", "A page of jobs."), **_problems("401", "404", "422", "503")}},
+        ("api.get_job", "get"): {"summary": "One job", "parameters": [ACCESS],
+                                 "responses": {"200": _json("Job", "The job."), **_problems(*job_ops)}},
+        # One endpoint, two routes: DELETE /jobs/{job_id} and POST /jobs/{job_id}/cancel (which a form can send).
+        ("api.cancel_job", "delete"): {"summary": "Cancel the job", "responses": {**cancelled, **_problems("409", *job_ops)}},
+        ("api.cancel_job", "post"): {"summary": "Cancel the job (same as DELETE)",
+                                     "responses": {**cancelled, **_problems("403", "409", *job_ops)}},
+        ("api.retry_job", "post"): {"summary": "Requeue a Failed or Cancelled job",
+                                    "responses": {"202": _json("Job", "Requeued."), **_problems("403", "409", "429", *job_ops)}},
+        ("api.job_events", "get"): {
             "summary": "The job's history",
             "parameters": [{"name": "after_seq", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 2147483647}},
                            ACCESS],
-            "responses": {"200": _json("EventList", "Events in sequence order."), **_problems("422", *job_ops)}}},
-        "/jobs/{job_id}/result": {"parameters": [JOB_ID], "get": {
+            "responses": {"200": _json("EventList", "Events in sequence order."), **_problems("422", *job_ops)}},
+        ("api.job_result", "get"): {
             "summary": "Download the job's artifact", "parameters": [ACCESS],
             "responses": {"200": {"description": "The artifact.", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
-                          **_problems("409", *job_ops)}}},
-        **schedule_api.paths(_json, _problems),
-        "/healthz": {"get": {"summary": "The process answers", "responses": {"200": _json("Health", "Alive.")}}},
-        "/readyz": {"get": {"summary": "PostgreSQL and Redis reachable",
-                            "responses": {"200": _json("Health", "Ready."), **_problems("503")}}},
+                          **_problems("409", *job_ops)}},
+        **schedule_api.operations(_json, _problems),
+        ("ops.healthz", "get"): {"summary": "The process answers", "responses": {"200": _json("Health", "Alive.")}},
+        ("ops.readyz", "get"): {"summary": "PostgreSQL and Redis reachable",
+                                "responses": {"200": _json("Health", "Ready."), **_problems("503")}},
     }
+    paths = paths_from_routes(operations)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Longrun", "version": "1.0.0",
@@ -224,6 +227,24 @@ def build_document() -> dict[str, Any]:
             "session": {"type": "apiKey", "in": "cookie", "name": "session"}}},
         "security": [{}, {"bearer": []}, {"session": []}],
     }
+
+
+def paths_from_routes(operations: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+    """The document's paths: every API route of the app with its methods and path parameters; each operation's
+    description from ``operations``. A route without one is a bug, not a silent gap."""
+    paths: dict[str, Any] = {}
+    for rule in sorted(current_app.url_map.iter_rules(), key=lambda r: r.rule):
+        if rule.endpoint.split(".")[0] not in DOCUMENTED_BLUEPRINTS or rule.rule in NOT_DOCUMENTED:
+            continue
+        item = paths.setdefault(re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule), {})
+        if rule.arguments:
+            item["parameters"] = [PATH_PARAMETERS[name] for name in sorted(rule.arguments)]
+        for method in sorted(m.lower() for m in rule.methods - {"HEAD", "OPTIONS"}):
+            operation = operations.get((rule.endpoint, method))
+            if operation is None:
+                raise LookupError(f"{method.upper()} {rule.rule} ({rule.endpoint}) has no OpenAPI description")
+            item[method] = operation
+    return paths
 
 
 @bp.get("/openapi.json")

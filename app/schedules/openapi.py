@@ -50,34 +50,32 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-def paths(json: Any, problems: Any) -> dict[str, Any]:
-    """The schedule paths, built with the document's own response helpers."""
+def operations(json: Any, problems: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """The schedule routes' operations by (endpoint, method), built with the document's own response helpers."""
     one = ("401", "404", "503")
     body = lambda ref: {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}  # noqa: E731
-    action = lambda summary: {"parameters": [SCHEDULE_ID], "post": {  # noqa: E731
-        "summary": summary, "responses": {"200": json("Schedule", "The schedule."), **problems("403", *one)}}}
+    action = lambda summary: {  # noqa: E731
+        "summary": summary, "responses": {"200": json("Schedule", "The schedule."), **problems("403", *one)}}
     return {
-        "/schedules": {
-            "get": {"summary": "Your schedules, newest first",
-                    "responses": {"200": json("ScheduleList", "Your schedules."), **problems("401", "503")}},
-            "post": {"summary": "Create a schedule", "requestBody": body("ScheduleCreate"),
-                     "responses": {"201": dict(json("Schedule", "Created; see `Location`."),
-                                               headers={"Location": {"schema": {"type": "string"}}}),
-                                   **problems("400", "401", "403", "413", "415", "422", "429", "503")}},
-        },
-        "/schedules/{schedule_id}": {
-            "parameters": [SCHEDULE_ID],
-            "get": {"summary": "One schedule: next fire times, description, newest runs",
-                    "responses": {"200": json("Schedule", "The schedule."), **problems(*one)}},
-            "patch": {"summary": "Change some of its fields", "requestBody": body("ScheduleChange"),
-                      "responses": {"200": json("Schedule", "Changed."),
-                                    **problems("400", "413", "415", "422", *one)}},
-            "delete": {"summary": "Delete it (its jobs stay)",
-                       "responses": {"204": {"description": "Deleted."}, **problems(*one)}},
-        },
-        "/schedules/{schedule_id}/pause": action("Pause: slots pass without runs"),
-        "/schedules/{schedule_id}/resume": action("Resume from the next slot after now"),
-        "/schedules/{schedule_id}/run": {"parameters": [SCHEDULE_ID], "post": {
+        ("schedules.list_my_schedules", "get"): {
+            "summary": "Your schedules, newest first",
+            "responses": {"200": json("ScheduleList", "Your schedules."), **problems("401", "503")}},
+        ("schedules.create", "post"): {
+            "summary": "Create a schedule", "requestBody": body("ScheduleCreate"),
+            "responses": {"201": dict(json("Schedule", "Created; see `Location`."),
+                                      headers={"Location": {"schema": {"type": "string"}}}),
+                          **problems("400", "401", "403", "413", "415", "422", "429", "503")}},
+        ("schedules.get_schedule", "get"): {
+            "summary": "One schedule: next fire times, description, newest runs",
+            "responses": {"200": json("Schedule", "The schedule."), **problems(*one)}},
+        ("schedules.patch_schedule", "patch"): {
+            "summary": "Change some of its fields", "requestBody": body("ScheduleChange"),
+            "responses": {"200": json("Schedule", "Changed."), **problems("400", "413", "415", "422", *one)}},
+        ("schedules.delete", "delete"): {
+            "summary": "Delete it (its jobs stay)", "responses": {"204": {"description": "Deleted."}, **problems(*one)}},
+        ("schedules.pause_schedule", "post"): action("Pause: slots pass without runs"),
+        ("schedules.resume_schedule", "post"): action("Resume from the next slot after now"),
+        ("schedules.run_schedule", "post"): {
             "summary": "Run now, outside the cron",
-            "responses": {"202": json("Job", "The new job."), **problems("403", "422", "429", *one)}}},
+            "responses": {"202": json("Job", "The new job."), **problems("403", "422", "429", *one)}},
     }
