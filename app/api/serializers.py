@@ -9,6 +9,7 @@ from flask import url_for
 from app.jobs.models import Job, JobEvent
 from app.jobs.position import QueuePlace
 from app.jobs.states import JobState
+from app.jobs.view import JobView
 from app.owners.capability import ACCESS_PARAM
 from app.web.rendering import trace_url
 
@@ -48,6 +49,7 @@ def job_json(job: Job, *, operator: bool = False, access: str | None = None, act
 
     ``place``: a waiting job's place in line (single-job views compute it; lists leave it out).
     """
+    view = JobView.from_job(job, place)  # the one projection of a job's public state; the API adds its details
     error = None
     if job.error_type:
         error = {"type": job.error_type, "message": job.error_message}
@@ -58,37 +60,37 @@ def job_json(job: Job, *, operator: bool = False, access: str | None = None, act
         result = {"filename": job.result.filename, "content_type": job.result.content_type,
                   "size": job.result.size}
     data: dict[str, Any] = {
-        "id": str(job.id),
-        "report": job.report,
+        "id": view.id,
+        "report": view.report,
         "params": job.params,
-        "state": job.state,
-        "final": job.job_state.is_final,
+        "state": view.state,
+        "final": view.final,
         "progress": {
-            "percent": round(job.progress or 0.0, 2),
-            "done": job.progress_done,
-            "total": job.progress_total,
-            "message": job.progress_message,
+            "percent": round(view.progress, 2),
+            "done": view.done,
+            "total": view.total,
+            "message": view.message,
         },
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "cancel_requested": bool(job.cancel_requested),
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
+        "attempts": view.attempts,
+        "max_attempts": view.max_attempts,
+        "cancel_requested": view.cancel_requested,
+        "created_at": _iso(view.created_at),
+        "started_at": _iso(view.started_at),
+        "finished_at": _iso(view.finished_at),
         "heartbeat_at": _iso(job.heartbeat_at),
         "next_attempt_at": _iso(job.next_attempt_at),
         "priority": job.priority,
         # A schedule's run (its slot), or a job asked for later (when it was due).
         "schedule_id": str(job.schedule_id) if job.schedule_id else None,
-        "scheduled_for": _iso(job.scheduled_for),
+        "scheduled_for": _iso(view.scheduled_for),
         "error": error,
         "result": result,
-        "last_seq": job.last_seq,
-        "trace_id": job.trace_id,
+        "last_seq": view.last_seq,
+        "trace_id": view.trace_id,
         "links": job_links(job, access=access, actions=actions),
     }
-    if place is not None:
-        data["queue"] = place.to_json()
+    if view.place is not None:
+        data["queue"] = view.place.to_json()
     if operator:
         data["owner"] = job.owner
         data["worker"] = job.worker

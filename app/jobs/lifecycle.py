@@ -11,6 +11,7 @@ from app.extensions import db
 from app.jobs.counters import record_transition
 from app.jobs.models import Job, JobEvent, utcnow
 from app.jobs.states import JobState, check_transition
+from app.jobs.view import JobView
 from app.realtime.channels import JobEventMessage, Namespace, publish_events
 
 # Progress and log messages are user-visible text; keep them bounded.
@@ -48,11 +49,12 @@ def append_event(job: Job, kind: str, message: str | None) -> JobEvent:
 
 
 def event_message(job: Job, event: JobEvent) -> JobEventMessage:
-    """The wire form of a recorded event."""
+    """The wire form of a recorded event: the event's own fields, the job's from its one projection (JobView)."""
+    view = JobView.from_job(job)
     return JobEventMessage(
-        job_id=str(job.id),
+        job_id=view.id,
         owner=job.owner,
-        report=job.report,
+        report=view.report,
         seq=event.seq,
         kind=event.kind,
         state=event.state,
@@ -60,16 +62,16 @@ def event_message(job: Job, event: JobEvent) -> JobEventMessage:
         message=event.message,
         attempt=event.attempt,
         ts=event.created_at.isoformat(),
-        done=job.progress_done,
-        total=job.progress_total,
-        progress_message=job.progress_message,
-        max_attempts=job.max_attempts,
-        cancel_requested=bool(job.cancel_requested),
-        error=job.error_text,
-        has_result=job.has_result,
-        created_at=_iso(job.created_at),
-        started_at=_iso(job.started_at),
-        finished_at=_iso(job.finished_at),
+        done=view.done,
+        total=view.total,
+        progress_message=view.message,
+        max_attempts=view.max_attempts,
+        cancel_requested=view.cancel_requested,
+        error=view.error,
+        has_result=view.has_result,
+        created_at=_iso(view.created_at),
+        started_at=_iso(view.started_at),
+        finished_at=_iso(view.finished_at),
     )
 
 

@@ -1,4 +1,5 @@
-"""A job's public state as templates see it, built from a row or from one live event."""
+"""A job's public state, the one projection of it: templates render it, and the API's JSON and the live events take
+their job-wide fields from it. Built from a row or from one live event."""
 from __future__ import annotations
 
 from dataclasses import dataclass
