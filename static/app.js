@@ -67,8 +67,23 @@
     });
   }, 1000);
 
+  // A job's state change is announced once (its status redraws on every progress step: that would be noise).
+  var announced = {};
+  function announce() {
+    var box = document.getElementById("announcer");
+    document.querySelectorAll(".job-status[data-state]").forEach(function (status) {
+      var state = status.dataset.state, before = announced[status.id];
+      announced[status.id] = state;
+      if (box && before !== undefined && before !== state) {
+        var report = status.querySelector(".report");
+        box.textContent = (report ? report.textContent + " job: " : "Job: ") + state;
+      }
+    });
+  }
+
   // Once the job has ended nothing more will arrive: the "live" tag goes.
   function settle(root) {
+    announce();
     document.querySelectorAll(".live").forEach(function (container) {
       var status = container.querySelector(".job-status");
       if (status && ["Succeeded", "Failed", "Cancelled"].indexOf(status.dataset.state) >= 0) {

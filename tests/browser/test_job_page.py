@@ -121,3 +121,37 @@ def test_a_failed_job_shows_its_badge_in_red_in_every_list(page: Page):
         page.goto(path)
         badge = page.locator(".badge", has_text="Failed").first
         expect(badge).to_have_css("color", red)
+
+
+def test_state_changes_are_announced_to_screen_readers(page: Page):
+    job_id = api_submit(page, duration_seconds=2, steps=2)["id"]
+    page.goto(f"/jobs/{job_id}")
+    announcer = page.locator("#announcer")
+    expect(announcer).to_have_attribute("aria-live", "polite")
+    expect(page.locator(f"#job-{job_id}-status")).to_have_attribute("data-state", "Succeeded", timeout=30_000)
+    expect(announcer).to_have_text("demo job: Succeeded")  # once, at the change: not at every progress step
+
+
+def tab_to(page: Page, selector: str, limit: int = 60) -> None:
+    """Press Tab until ``selector`` has the focus (only the keyboard, as a person without a mouse would)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("s => document.activeElement && document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"{selector} never got the focus by Tab")
+
+
+def test_start_and_cancel_a_report_with_the_keyboard_alone(page: Page):
+    page.goto("/")
+    tab_to(page, "#report-form input[name=duration_seconds]")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("60")
+    tab_to(page, "#report-form button")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(rf"/jobs/{UUID_RE}$"))
+    job_id = urlsplit(page.url).path.rsplit("/", 1)[1]
+    status = page.locator(f"#job-{job_id}-status")
+    expect(status).to_have_attribute("data-state", "Processing")
+    tab_to(page, f"#job-{job_id}-status button.danger")
+    page.keyboard.press("Enter")
+    expect(status).to_have_attribute("data-state", "Cancelled", timeout=20_000)

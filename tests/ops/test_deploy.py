@@ -86,3 +86,16 @@ def _close_code(ws) -> int | None:
         if opcode == 8:  # close frame
             return struct.unpack("!H", data[:2])[0] if len(data) >= 2 else None
     return None
+
+
+def test_start_says_which_redis_it_uses():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("devstack", ROOT / "scripts" / "devstack.py")
+    devstack = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(devstack)
+    given = {"REDIS_URL": "redis://elsewhere:6379/3"}
+    assert devstack.choose_redis(given, []) == "REDIS_URL from the environment"
+    env: dict[str, str] = {}  # this machine runs a Redis on 6379 (the suite's own services)
+    assert devstack.choose_redis(env, []) == "the Redis server already running on localhost:6379 (database 0)"
+    assert env["REDIS_URL"] == "redis://localhost:6379/0"
