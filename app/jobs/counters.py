@@ -17,7 +17,7 @@ from app.extensions import db
 from app.jobs import throughput
 from app.jobs.models import Job
 from app.jobs.states import JobState
-from app.jobs.upsert import adding_upsert
+from app.jobs.upsert import add_to_rows
 
 # A transaction adds to one shard drawn at random: two workers wait on each other only when they draw the same
 # one, and then only until the other commits. Reads sum (keys x SHARDS) rows.
@@ -119,15 +119,14 @@ def _write_pending(session: Session) -> None:
     # Everything else is locked first and counter rows last, in key order: no lock cycle is possible.
     session.flush()
     shard = random.randrange(SHARDS)
-    dialect = session.get_bind().dialect.name
     if pending:
         rows = [{"name": n, "report": r, "label": lb, "shard": shard, "value": v, "seconds": s}
                 for (n, r, lb), (v, s) in sorted(pending.items())]
-        session.execute(adding_upsert(JobCounter.__table__, dialect, rows, ("value", "seconds")))
+        add_to_rows(session, JobCounter.__table__, rows, ("value", "seconds"))
     if buckets:
         rows = [{"unit": u, "start": t, "state": st, "shard": shard, "value": v}
                 for (u, t, st), v in sorted(buckets.items())]
-        session.execute(throughput.upsert(dialect, rows))
+        throughput.add(session, rows)
 
 
 @event.listens_for(db.session, "after_transaction_end")

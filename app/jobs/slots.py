@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 from app.extensions import db
 from app.jobs.models import Job, UTCDateTime, utcnow
 from app.jobs.states import JobState
-from app.jobs.upsert import adding_upsert
+from app.jobs.upsert import add_to_rows
 
 WAITING, IN_FLIGHT = "waiting", "inflight"
 _DISPATCHABLE = (JobState.ENQUEUED.value, JobState.RETRYING.value)
@@ -117,7 +117,7 @@ def _write_moves(session: Session) -> None:
     rows = [{"owner": owner, WAITING: d[WAITING], IN_FLIGHT: d[IN_FLIGHT]}
             for owner, d in sorted(pending.items()) if d[WAITING] or d[IN_FLIGHT]]
     if rows:
-        session.execute(adding_upsert(OwnerQueue.__table__, session.get_bind().dialect.name, rows, (WAITING, IN_FLIGHT)))
+        add_to_rows(session, OwnerQueue.__table__, rows, (WAITING, IN_FLIGHT))
 
 
 @event.listens_for(db.session, "after_transaction_end")

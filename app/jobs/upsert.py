@@ -2,15 +2,44 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 
-def adding_upsert(table: sa.Table, dialect: str, rows: list[dict], adding: Sequence[str]) -> sa.Insert:
-    """``INSERT … ON CONFLICT (primary key) DO UPDATE SET c = c + excluded.c`` for each column in ``adding``."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table).values(rows)
+def add_to_rows(session: Session, table: sa.Table, rows: list[dict], adding: Sequence[str]) -> None:
+    """``INSERT … ON CONFLICT (primary key) DO UPDATE SET c = c + excluded.c`` for each column in ``adding``.
+
+    One round trip and one compiled statement whatever the number of rows: on PostgreSQL the rows go as one
+    array per column (``unnest``); SQLite, in process, takes them as an executemany.
+    """
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = _unnest_upsert(table, columns, tuple(adding))
+        session.execute(stmt, {f"c{i}": [row[name] for row in rows] for i, name in enumerate(columns)})
+    else:
+        session.execute(_sqlite_upsert(table, tuple(adding)), rows)
+
+
+@lru_cache(maxsize=32)
+def _unnest_upsert(table: sa.Table, columns: tuple[str, ...], adding: tuple[str, ...]) -> sa.TextClause:
+    """``INSERT … SELECT * FROM unnest(:c0::type[], …) ON CONFLICT …``: built and compiled once per table."""
+    dialect = postgresql.dialect()
+    arrays = ", ".join(f"CAST(:c{i} AS {table.c[name].type.compile(dialect)}[])" for i, name in enumerate(columns))
+    keys = ", ".join(c.name for c in table.primary_key.columns)
+    sets = ", ".join(f"{name} = {table.name}.{name} + EXCLUDED.{name}" for name in adding)
+    return sa.text(f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
+                   f"ON CONFLICT ({keys}) DO UPDATE SET {sets}")
+
+
+@lru_cache(maxsize=32)
+def _sqlite_upsert(table: sa.Table, adding: tuple[str, ...]) -> sa.Insert:
+    """The SQLite form, rows as executemany parameters (a multi-row ``VALUES`` would compile every time)."""
+    stmt = sqlite.insert(table)
     return stmt.on_conflict_do_update(
         index_elements=list(table.primary_key.columns),
         set_={name: table.c[name] + stmt.excluded[name] for name in adding},
