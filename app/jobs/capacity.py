@@ -48,16 +48,24 @@ def forget_worker(name: str) -> None:
     db.session.commit()
 
 
+# Built once (the hot path runs it per job); the freshness cut-off is a parameter, ``slots_params()``.
+_SLOTS = (sa.select(sa.func.coalesce(sa.func.sum(WorkerSlots.concurrency), 0))
+          .where(WorkerSlots.seen_at > sa.bindparam("fresh_after")).scalar_subquery())
+
+
 def slots_expression() -> sa.ScalarSelect:
-    """Worker slots of every live worker, on every machine (a subquery, to combine with other counts)."""
-    fresh = utcnow() - timedelta(seconds=WORKER_FRESH_SECONDS)
-    return (sa.select(sa.func.coalesce(sa.func.sum(WorkerSlots.concurrency), 0)).where(WorkerSlots.seen_at > fresh)
-            .scalar_subquery())
+    """Worker slots of every live worker, on every machine (a subquery; execute it with ``slots_params()``)."""
+    return _SLOTS
+
+
+def slots_params() -> dict[str, datetime]:
+    """The parameters of ``slots_expression``: rows older than ``WORKER_FRESH_SECONDS`` are not capacity."""
+    return {"fresh_after": utcnow() - timedelta(seconds=WORKER_FRESH_SECONDS)}
 
 
 def capacity() -> int:
     """Worker slots of every live worker, on every machine."""
-    return int(db.session.execute(sa.select(slots_expression())).scalar_one())
+    return int(db.session.execute(sa.select(_SLOTS), slots_params()).scalar_one())
 
 
 class _Announcer(threading.Thread):

@@ -13,6 +13,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 import sqlalchemy as sa
 from flask import current_app
@@ -116,8 +117,8 @@ def announce_queue_moved() -> None:
 
 def _choose() -> list[Job]:
     """Mark the next jobs dispatched and commit; the caller publishes them."""
-    # Without the lock first: most calls (a job ended, nothing waits) stop at this one statement. A job that
-    # starts waiting after it is handed out by its own submit's call, or by the clock's next tick.
+    # Without the lock first. A job that starts waiting after this is handed out by its own submit's call, or
+    # by the clock's next tick.
     if _free_slots(needs_waiting=True) <= 0:
         db.session.rollback()
         return []
@@ -126,7 +127,7 @@ def _choose() -> list[Job]:
         db.session.rollback()
         return []
     if db.engine.dialect.name == "postgresql":
-        db.session.execute(sa.select(sa.func.pg_advisory_xact_lock(DISPATCH_LOCK)))
+        db.session.execute(_LOCK)
     free = _free_slots()  # again, under the lock: another process may just have used some
     cap = current_app.config["LONGRUN_MAX_RUNNING_PER_OWNER"]
     now = utcnow()
@@ -150,26 +151,34 @@ def _choose() -> list[Job]:
     return chosen
 
 
+# The hot path's statements, built once: constructing a statement and its cache key costs more CPU than
+# running it. What changes per call is a bound parameter.
+_IN_FLIGHT = (sa.select(sa.func.coalesce(sa.func.sum(OwnerQueue.inflight), 0)).where(OwnerQueue.inflight > 0)
+              .scalar_subquery())
+_FREE = capacity.slots_expression() - _IN_FLIGHT
+_FREE_SLOTS = sa.select(_FREE)
+# Nobody waiting: 0, so most calls (a job ended, nothing waits) stop at this one statement.
+_FREE_SLOTS_IF_WAITING = sa.select(sa.case((sa.exists().where(OwnerQueue.waiting > 0), _FREE), else_=0))
+_LOCK = sa.select(sa.func.pg_advisory_xact_lock(DISPATCH_LOCK))
+
+
 def _free_slots(needs_waiting: bool = False) -> int:
     """Worker slots minus jobs in flight, in one statement (0 when ``needs_waiting`` and nobody waits)."""
-    free = capacity.slots_expression() - in_flight_expression()
-    if needs_waiting:
-        anyone = sa.exists().where(OwnerQueue.waiting > 0)
-        free = sa.case((anyone, free), else_=0)
-    return int(db.session.execute(sa.select(free)).scalar_one())
+    stmt = _FREE_SLOTS_IF_WAITING if needs_waiting else _FREE_SLOTS
+    return int(db.session.execute(stmt, capacity.slots_params()).scalar_one())
 
 
 def in_flight_expression() -> sa.ScalarSelect:
     """Jobs handed to Celery and not finished, every owner (``ix_owner_queues_busy``: one entry per busy owner)."""
-    return (sa.select(sa.func.coalesce(sa.func.sum(OwnerQueue.inflight), 0)).where(OwnerQueue.inflight > 0)
-            .scalar_subquery())
+    return _IN_FLIGHT
 
 
 def in_flight() -> int:
     """Jobs handed to Celery and not finished, every owner."""
-    return int(db.session.execute(sa.select(in_flight_expression())).scalar_one())
+    return int(db.session.execute(sa.select(_IN_FLIGHT)).scalar_one())
 
 
+@lru_cache(maxsize=8)
 def owners_in_turn_query(cap: int) -> sa.Select:
     """Owners with waiting jobs and room under their cap, the one served longest ago first (``ix_owner_queues_turn``
     gives this order, so no waiting owner is sorted)."""
@@ -184,19 +193,28 @@ def _owners_in_turn(cap: int) -> list[_Turn]:
     return [_Turn(row) for row in db.session.execute(owners_in_turn_query(cap)).scalars()]
 
 
-def _next_job(owner: str, now: datetime, paused: set[str]) -> Job | None:
-    """The owner's best waiting job that may start now: highest priority, then oldest."""
+@lru_cache(maxsize=2)
+def _next_job_query(skips_paused: bool) -> sa.Select:
+    """An owner's best waiting job that may start now (parameters ``owner``, ``now`` and, if any, ``paused``)."""
     query = (
         sa.select(Job)
-        .where(Job.owner == owner, Job.dispatched_at.is_(None), Job.state.in_(WAITING_STATES),
-               sa.or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= now))
+        .where(Job.owner == sa.bindparam("owner"), Job.dispatched_at.is_(None), Job.state.in_(WAITING_STATES),
+               sa.or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= sa.bindparam("now")))
         .order_by(Job.priority.desc(), Job.created_at, Job.id)
         .limit(1)
         .with_for_update(of=Job, skip_locked=True)
     )
+    if skips_paused:
+        query = query.where(Job.report.not_in(sa.bindparam("paused", expanding=True)))
+    return query
+
+
+def _next_job(owner: str, now: datetime, paused: set[str]) -> Job | None:
+    """The owner's best waiting job that may start now: highest priority, then oldest."""
+    params: dict[str, object] = {"owner": owner, "now": now}
     if paused:
-        query = query.where(Job.report.not_in(paused))
-    return db.session.execute(query).scalar_one_or_none()
+        params["paused"] = sorted(paused)
+    return db.session.execute(_next_job_query(bool(paused)), params).scalar_one_or_none()
 
 
 def dispatch_quietly() -> None:

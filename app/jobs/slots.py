@@ -129,4 +129,7 @@ def _forget_moves(session: Session, transaction: SessionTransaction) -> None:
 
 def paused_scopes() -> dict[str, DispatchPause]:
     """What is paused now: ``*`` (everything) and/or report names."""
-    return {p.scope: p for p in db.session.execute(sa.select(DispatchPause)).scalars()}
+    return {p.scope: p for p in db.session.execute(_PAUSES).scalars()}
+
+
+_PAUSES = sa.select(DispatchPause)
