@@ -96,6 +96,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "LONGRUN_HARD_TIME_LIMIT": _int("LONGRUN_HARD_TIME_LIMIT", 3600),
         "LONGRUN_VISIBILITY_TIMEOUT": visibility_timeout,
         "LONGRUN_MAX_RESULT_BYTES": _int("LONGRUN_MAX_RESULT_BYTES", 50 * 1024 * 1024),
+        # A checkpoint is a cursor, not data: kept on the job row, written with every progress sample.
+        "LONGRUN_MAX_CHECKPOINT_BYTES": _int("LONGRUN_MAX_CHECKPOINT_BYTES", 64 * 1024),
         "LONGRUN_QUEUE": os.environ.get("LONGRUN_QUEUE", "longrun"),
         # Names this deployment's queue, channels and keys in Redis (default: derived from DATABASE_URL).
         "LONGRUN_INSTANCE": os.environ.get("LONGRUN_INSTANCE", ""),

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,10 +16,11 @@ from flask import current_app
 from app.extensions import db
 from app.jobs.lifecycle import MAX_MESSAGE_CHARS, record_note
 from app.jobs.models import Job, utcnow
-from app.reports.context import JobCancelled, ResultFile, encode_result, percent
+from app.reports.context import JobCancelled, ResultFile, encode_checkpoint, encode_result, percent
 
 log = logging.getLogger(__name__)
 report_log = logging.getLogger("longrun.report")
+_UNSET = object()
 
 
 def worker_ref() -> str:
@@ -66,8 +68,17 @@ class Watcher(threading.Thread):
         self.join(timeout=5)
 
 
+@dataclass
+class Pending:
+    """What the next write of a running job carries: fields of its row and the event recorded with them."""
+
+    fields: dict[str, Any]
+    kind: str
+    message: str
+
+
 class JobContext:
-    """``ReportContext`` backed by the job row; progress writes are throttled."""
+    """``ReportContext`` backed by the job row; progress and checkpoint writes are throttled."""
 
     def __init__(self, job: Job, task_id: str, watcher: Watcher) -> None:
         self.job_id = str(job.id)
@@ -75,38 +86,69 @@ class JobContext:
         self._uuid = job.id
         self._task_id = task_id
         self._watcher = watcher
-        self._flush_every = current_app.config["LONGRUN_PROGRESS_FLUSH_SECONDS"]
-        self._max_result = current_app.config["LONGRUN_MAX_RESULT_BYTES"]
+        cfg = current_app.config
+        self._flush_every = cfg["LONGRUN_PROGRESS_FLUSH_SECONDS"]
+        self._max_result = cfg["LONGRUN_MAX_RESULT_BYTES"]
+        self._max_checkpoint = cfg["LONGRUN_MAX_CHECKPOINT_BYTES"]
         # The claim just wrote the job: the first sample waits a flush interval like every other one.
         self._last_flush = time.monotonic()
         self._pending: tuple[float, int, int, str | None] | None = None
+        self._checkpoint: Any = _UNSET
+        self._resume: Any = _UNSET
         self._connection: sa.Connection | None = None
         self.result: ResultFile | None = None
 
-    # -- progress -------------------------------------------------------------
+    # -- progress and checkpoints ---------------------------------------------
     def progress(self, done: int, total: int, message: str | None = None) -> None:
         self.check_cancelled()
         self._pending = (percent(done, total), int(done), int(total), message)
+        self._flush_if_due()
+
+    def checkpoint(self, state: Any) -> None:
+        """Keep ``state`` as where a later attempt resumes; written with the next progress sample."""
+        self._checkpoint = encode_checkpoint(state, self._max_checkpoint)
+        self._flush_if_due()
+
+    @property
+    def resume_from(self) -> Any:
+        """The checkpoint the last attempt left (read once, when a report first asks), or None."""
+        if self._resume is _UNSET:
+            # Attempt 1 has none (a requeue by hand clears it): no read for reports that never resume.
+            if self.attempt <= 1:
+                self._resume = None
+            else:
+                with db.engine.connect() as conn:
+                    self._resume = conn.execute(
+                        sa.select(Job.checkpoint).where(Job.id == self._uuid)).scalar_one_or_none()
+        return self._resume
+
+    def _flush_if_due(self) -> None:
         if time.monotonic() - self._last_flush >= self._flush_every:
             self.flush()
 
-    def take_pending(self) -> dict | None:
-        """The unwritten latest progress as job fields (and forget it), or None."""
-        if self._pending is None:
+    def take_pending(self) -> Pending | None:
+        """The unwritten latest progress and checkpoint (and forget them), or None."""
+        if self._pending is None and self._checkpoint is _UNSET:
             return None
+        self._last_flush = time.monotonic()
+        fields: dict[str, Any] = {}
+        if self._checkpoint is not _UNSET:
+            fields["checkpoint"], self._checkpoint = self._checkpoint, _UNSET
+        if self._pending is None:
+            return Pending(fields, "log", "Checkpoint saved")
         pct, done, total, message = self._pending
         self._pending = None
-        self._last_flush = time.monotonic()
         text = (message or f"{pct:.0f}%")[:MAX_MESSAGE_CHARS]
-        return {"progress": pct, "progress_done": done, "progress_total": total, "progress_message": text}
+        fields.update(progress=pct, progress_done=done, progress_total=total, progress_message=text)
+        return Pending(fields, "progress", text)
 
     def flush(self) -> None:
-        """Write the latest progress (if any is unwritten) as a sampled event."""
-        fields = self.take_pending()
-        if fields is None:
+        """Write the latest progress and checkpoint (if any is unwritten), with one event."""
+        pending = self.take_pending()
+        if pending is None:
             return
-        record_note(self._uuid, "progress", fields["progress_message"], task_id=self._task_id,
-                    heartbeat_at=utcnow(), **fields)
+        record_note(self._uuid, pending.kind, pending.message, task_id=self._task_id,
+                    heartbeat_at=utcnow(), **pending.fields)
 
     # -- cancellation ---------------------------------------------------------
     def is_cancelled(self) -> bool:

@@ -54,6 +54,9 @@ class Job(db.Model):
     progress_done: Mapped[int | None] = mapped_column(sa.BigInteger)
     progress_total: Mapped[int | None] = mapped_column(sa.BigInteger)
     progress_message: Mapped[str | None] = mapped_column(sa.Text)
+    # A long report's cursor (``ctx.checkpoint``), written with its progress: a later attempt resumes from it.
+    # Deferred: only a report that asks for it (``ctx.resume_from``) reads it, once per attempt.
+    checkpoint: Mapped[Any | None] = mapped_column(sa.JSON(none_as_null=True), deferred=True)
 
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(sa.Integer, default=3)

@@ -181,15 +181,16 @@ def _record_success(job_id: str, task_id: str, ctx: JobContext) -> None:
     earlier = []
     if last is not None:
         # The last sample lands in the same transaction as the outcome: one commit, not two.
-        for name, value in last.items():
+        for name, value in last.fields.items():
             setattr(locked, name, value)
-        earlier.append(append_event(locked, "progress", last["progress_message"]))
+        earlier.append(append_event(locked, last.kind, last.message))
 
     def succeed(j: Job) -> None:
         j.progress = 100.0
         if j.progress_total:
             j.progress_done = j.progress_total
         j.error_type = j.error_message = j.error_traceback = None
+        j.checkpoint = None  # nothing is left to resume
         if ctx.result is not None:
             r = ctx.result
             j.result = JobResult(job_id=j.id, filename=r.filename, content_type=r.content_type,

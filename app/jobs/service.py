@@ -227,6 +227,7 @@ def retry_job(job: Job, by: str = "owner", priority: int | None = None) -> Job:
         j.progress = 0.0
         j.progress_done = j.progress_total = None
         j.progress_message = None
+        j.checkpoint = None  # a requeue by hand starts over: the cursor may be what made it fail
         j.error_type = j.error_message = j.error_traceback = None
         j.finished_at = None
         j.heartbeat_at = None

@@ -1,6 +1,7 @@
 """What a report sees of the world: progress, cancellation, its result, a database connection."""
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -57,6 +58,13 @@ class ReportContext(Protocol):
     def log(self, message: str) -> None:
         """Add a line to the job's history."""
 
+    def checkpoint(self, state: Any) -> None:
+        """Keep ``state`` (small JSON) as where to resume; written with the next progress sample."""
+
+    @property
+    def resume_from(self) -> Any:
+        """The last checkpoint an earlier attempt of this job wrote, or None (start from the beginning)."""
+
     @property
     def connection(self) -> Any:
         """A SQLAlchemy connection for reading data."""
@@ -79,6 +87,18 @@ def encode_result(filename: str, content: bytes | str, content_type: str) -> Res
     return ResultFile(filename, data, content_type)
 
 
+def encode_checkpoint(state: Any, limit: int) -> Any:
+    """``state`` as it will be stored and handed back (JSON round trip); ``ValueError`` if it cannot be."""
+    try:
+        text = json.dumps(state, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"a checkpoint must be JSON (dicts, lists, strings, numbers, booleans, null): {exc}") from None
+    if len(text.encode("utf-8")) > limit:
+        raise ValueError(f"a checkpoint is {len(text.encode('utf-8'))} bytes as JSON; the limit is {limit} "
+                         "(keep a cursor in it, not the data)")
+    return json.loads(text)
+
+
 @dataclass
 class InlineContext:
     """A context for running a report in-process (the v1 endpoint and unit tests)."""
@@ -90,6 +110,9 @@ class InlineContext:
     logs: list[str] = field(default_factory=list)
     result: ResultFile | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    resume_from: Any = None
+    checkpoints: list[Any] = field(default_factory=list)
+    max_checkpoint_bytes: int = 64 * 1024
 
     def progress(self, done: int, total: int, message: str | None = None) -> None:
         self.check_cancelled()
@@ -113,3 +136,6 @@ class InlineContext:
 
     def log(self, message: str) -> None:
         self.logs.append(message)
+
+    def checkpoint(self, state: Any) -> None:
+        self.checkpoints.append(encode_checkpoint(state, self.max_checkpoint_bytes))

@@ -74,7 +74,6 @@ def sales_summary(
     conditions = _filters(date_from, date_to)
     total = conn.execute(sa.select(sa.func.count()).select_from(orders).where(*conditions)).scalar_one()
     lo, hi = conn.execute(sa.select(sa.func.min(orders.c.id), sa.func.max(orders.c.id))).one()
-    ctx.progress(0, max(total, 1), f"Aggregating {total:,} orders")
     key = _group_column(group_by, conn.dialect.name).label("key")
     query = (
         sa.select(
@@ -89,6 +88,12 @@ def sales_summary(
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     done = 0
     start = lo or 0
+    resumed = _resume_point(ctx.resume_from)
+    if resumed is not None:
+        start, done, saved = resumed
+        totals.update(saved)
+        ctx.log(f"Resuming at order id {start:,}: {done:,} of {total:,} orders were aggregated by an earlier attempt")
+    ctx.progress(done, max(total, 1), f"Aggregating {total:,} orders")
     while hi is not None and start <= hi:
         for group, n, units, cents in conn.execute(query, {"lo": start, "hi": start + chunk_size}):
             acc = totals[str(group)]
@@ -97,5 +102,19 @@ def sales_summary(
             acc[2] += int(cents)
             done += n
         start += chunk_size
+        # Where the next attempt goes on from, written with the progress below: a lost worker costs one chunk.
+        ctx.checkpoint({"next_id": start, "done": done, "totals": totals})
         ctx.progress(done, max(total, 1), f"Aggregated {done:,} of {total:,} orders")
     ctx.write_result(f"sales-by-{group_by}.csv", summary_csv(group_by, totals), "text/csv")
+
+
+def _resume_point(saved: Any) -> tuple[int, int, dict[str, list[int]]] | None:
+    """(next order id, orders done, totals so far) from an earlier attempt's checkpoint, or None to start over."""
+    if not isinstance(saved, dict):
+        return None
+    next_id, done, totals = saved.get("next_id"), saved.get("done"), saved.get("totals")
+    if not (isinstance(next_id, int) and isinstance(done, int) and isinstance(totals, dict)):
+        return None
+    if not all(isinstance(v, list) and len(v) == 3 and all(isinstance(x, int) for x in v) for v in totals.values()):
+        return None
+    return next_id, done, {str(k): list(v) for k, v in totals.items()}
