@@ -1,4 +1,4 @@
-"""The statements behind job lists: an index range read, a bounded walk, or the trigram index's matches.
+"""The statements behind job lists: an index range read, a bounded walk, or a search index's matches.
 
 Each answers in one round trip with a few rows — the page's keys plus how many rows matched and were looked at
 and where a walk stopped — so the database does the filtering and counting, not Python.
@@ -51,12 +51,19 @@ def walk(lead: list[sa.ColumnElement[bool]], checks: list[sa.ColumnElement[bool]
 
 def search(text: str, checks: list[sa.ColumnElement[bool]], cursor: Cursor | None, newer: bool, offset: int,
            limit: int) -> Outcome | None:
-    """The trigram index's matches of ``text`` (COUNT_CAP + 1 at most: ``seen``), ``checks`` tested on each,
-    counted and paged; None when the index took longer than its budget."""
-    source = hits(text).cte("hits")
-    rows = within_budget(_statement(source, checks, _keyset(source.c, cursor, newer), newer, offset, limit,
-                                    walked=False))
-    return None if rows is None else _outcome_of(rows)
+    """The search indexes' matches of ``text`` (COUNT_CAP + 1 at most: ``seen``), ``checks`` tested on each,
+    counted and paged: from the first index that finds any; None when an index took longer than its budget."""
+    outcome = None
+    for read in hits(text):
+        source = read.cte("hits")
+        rows = within_budget(_statement(source, checks, _keyset(source.c, cursor, newer), newer, offset, limit,
+                                        walked=False))
+        if rows is None:
+            return None
+        outcome = _outcome_of(rows)
+        if outcome.seen:
+            break
+    return outcome
 
 
 def _range(lead: list[sa.ColumnElement[bool]], cursor: Cursor | None, newer: bool) -> sa.Select:

@@ -1,19 +1,23 @@
-"""Text search over jobs (id, parameters, error): what to match, and reading the trigram index within a budget.
+"""Text search over jobs (id, parameters, error): what to match, and reading the search indexes within a budget.
 
-The trigram index finds rare text at once, but a text whose every trigram is common makes PostgreSQL recheck
-many rows, and a common text is better checked row by row on a bounded walk of a list (app/jobs/listing.py).
-So the index is asked for at most ``COUNT_CAP + 1`` matches within ``BUDGET_MS``: fewer matches, and the
-answer is complete; as many, or out of time, and the caller walks instead.
+On PostgreSQL the words index answers first: the text's words, the last one as a word beginning, then the text
+itself checked on those rows. Its cost follows the number of matches, not the history. Text that starts inside a
+word (the middle of an id) matches no word, so the trigram index is asked next: it finds any substring, but a text
+whose trigrams are common makes PostgreSQL recheck many rows. Each index is asked for at most ``COUNT_CAP + 1``
+matches within ``BUDGET_MS``: fewer matches, and the answer is complete; as many, or out of time, and the caller
+checks the text row by row on a bounded walk of a list instead (app/jobs/listing.py).
 """
 from __future__ import annotations
 
+import re
 import uuid
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.engine import Row
 
 from app.extensions import db
-from app.jobs.models import SEARCH_DOCUMENT, Job
+from app.jobs.models import SEARCH_DOCUMENT, SEARCH_WORDS, WORD_CHARS, WORD_MAX, Job
 
 COUNT_CAP = 10_000  # totals past it read "more than 10,000": counting further would read every match
 MIN_LENGTH = 3  # a trigram index cannot narrow down shorter text
@@ -32,10 +36,23 @@ def whole_job_id(text: str | None) -> uuid.UUID | None:
         return None
 
 
-def search_clause(text: str) -> sa.ColumnElement[bool]:
+WORD = re.compile(f"[{WORD_CHARS}]+")
+
+
+def words_query(text: str) -> str | None:
+    """The tsquery for the words of ``text``, the last one as a word beginning (it may be cut short); None
+    when the text has no word."""
+    words = list(dict.fromkeys(word[:WORD_MAX] for word in WORD.findall(text.lower())))
+    if not words:
+        return None
+    # Words hold only WORD_CHARS, so quoting them needs no escapes; quoted, tsquery takes them as they are.
+    return " & ".join([*(f"'{word}'" for word in words[:-1]), f"'{words[-1]}':*"])
+
+
+def search_clause(text: str, document: sa.ColumnElement[str] = SEARCH_DOCUMENT) -> sa.ColumnElement[bool]:
     """Jobs whose id, parameters or error contain ``text``, case-insensitively (served by the trigram index)."""
     pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    clause = SEARCH_DOCUMENT.ilike(pattern, escape="\\")
+    clause = document.ilike(pattern, escape="\\")
     if db.engine.dialect.name != "postgresql":
         try:
             clause = clause | (Job.id == uuid.UUID(text))  # SQLite keeps a UUID as bare hex, without the dashes
@@ -44,10 +61,19 @@ def search_clause(text: str) -> sa.ColumnElement[bool]:
     return clause
 
 
-def hits(text: str) -> sa.Select:
-    """At most COUNT_CAP + 1 jobs holding ``text``, in no order: the columns lists filter and sort on."""
-    return (sa.select(Job.created_at, Job.id, Job.owner, Job.report, Job.state)
-            .where(search_clause(text)).limit(COUNT_CAP + 1))
+def hits(text: str) -> list[sa.Select]:
+    """The reads that find jobs holding ``text``, to be tried in turn while none finds any: each at most
+    COUNT_CAP + 1 jobs, in no order, with the columns lists filter and sort on."""
+    columns = sa.select(Job.created_at, Job.id, Job.owner, Job.report, Job.state)
+    reads = []
+    query = words_query(text) if db.engine.dialect.name == "postgresql" else None
+    if query is not None:
+        # The text is checked on `document || ''`, which no index holds: otherwise PostgreSQL may AND the trigram
+        # index in, whose long postings are what this read avoids.
+        reads.append(columns.where(SEARCH_WORDS.op("@@")(sa.cast(query, TSQUERY)),
+                                   search_clause(text, SEARCH_DOCUMENT + "")).limit(COUNT_CAP + 1))
+    reads.append(columns.where(search_clause(text)).limit(COUNT_CAP + 1))
+    return reads
 
 
 def within_budget(statement: sa.Select) -> list[Row] | None:

@@ -175,14 +175,23 @@ def test_a_combination_no_index_serves_walks_a_bounded_range(history):
         assert page.scanned_to is None and walks >= 2
 
 
-def test_rare_text_is_found_through_the_trigram_index(history):
+def search_plans(sql: list[str]) -> list[str]:
+    """The plans of the statements that searched text (ILIKE)."""
+    return [p for p in plans(sql) if "ILIKE" in p or "~~*" in p]
+
+
+def test_rare_words_are_found_through_the_words_index(history):
     with history.app_context():
         page, total, sql = read(JobFilter(q=RARE.upper()), per_page=25)  # case-insensitive
         assert total == listing.Total(3)
         assert [j.id for j in page.jobs] == expected_keys(f"params::text LIKE '%{RARE}%'", 25)
-        search_plans = [p for p in plans(sql) if "ILIKE" in p or "~~*" in p]
-        assert search_plans and all("ix_jobs_search_trgm" in p and "Seq Scan on jobs" not in p
-                                    for p in search_plans), search_plans
+        found = search_plans(sql)
+        assert len(found) == 1 and "ix_jobs_search_words" in found[0] and "ix_jobs_search_trgm" not in found[0] \
+            and "Seq Scan on jobs" not in found[0], found
+        # The last word may be cut short (still being typed): a word beginning, through the same index.
+        cut, total, sql = read(JobFilter(q=RARE[:-2]), per_page=25)
+        assert [j.id for j in cut.jobs] == [j.id for j in page.jobs] and total == listing.Total(3)
+        assert all("ix_jobs_search_words" in p for p in search_plans(sql)), search_plans(sql)
         # A job id (or its start) is in the searched text too; so are error messages, with the other filters.
         job_id = str(page.jobs[0].id)
         assert [str(j.id) for j in read(JobFilter(q=job_id[:13]), per_page=5)[0].jobs] == [job_id]
@@ -196,6 +205,22 @@ def test_rare_text_is_found_through_the_trigram_index(history):
         failed, total, _ = read(JobFilter(q="bad row 1234", state=JobState.FAILED), per_page=50)
         assert [j.id for j in failed.jobs] == expected_keys("state = 'Failed' AND error_message ILIKE '%bad row 1234%'", 50)
         assert failed.jobs and total == listing.Total(len(failed.jobs))
+
+
+def test_text_starting_inside_a_word_is_found_through_the_trigram_index(history):
+    """No word starts with "re-marker-q7": the words index finds nothing at once, the trigram index the 3 jobs."""
+    with history.app_context():
+        page, total, sql = read(JobFilter(q=RARE[2:]), per_page=25)
+        assert total == listing.Total(3)
+        assert [j.id for j in page.jobs] == expected_keys(f"params::text LIKE '%{RARE}%'", 25)
+        words, trigrams = search_plans(sql)
+        assert "ix_jobs_search_words" in words and "ix_jobs_search_trgm" not in words, words
+        assert "ix_jobs_search_trgm" in trigrams and "Seq Scan on jobs" not in trigrams, trigrams
+        # Words in another order than the text's: the rows the words find are checked for the text itself.
+        assert read(JobFilter(q="row bad"), per_page=5)[1] == listing.Total(0)
+        # No word at all: the trigram index alone.
+        _, total, sql = read(JobFilter(q="%.%"), per_page=5)
+        assert total == listing.Total(0) and all("ix_jobs_search_words" not in p for p in search_plans(sql))
 
 
 def test_text_in_more_than_10000_jobs_shows_more_than_10000(history):
