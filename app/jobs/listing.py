@@ -83,7 +83,7 @@ class Page:
 @dataclass(frozen=True)
 class Plan:
     """How a filter is read: an index range (``lead``), conditions checked per row on a bounded walk of it
-    (``residual``), or first of all the trigram index for ``search`` text."""
+    (``residual``), or first of all the search indexes for ``search`` text."""
 
     lead: list[sa.ColumnElement[bool]]
     residual: list[sa.ColumnElement[bool]] = field(default_factory=list)
@@ -140,7 +140,7 @@ def _walking(p: Plan, common: bool) -> Plan:
 
 def _from_index(p: Plan, before: Cursor | None, after: Cursor | None, offset: int, per_page: int
                 ) -> tuple[Page, Total] | bool:
-    """The page and total from the trigram index; else whether that was because the text is common (True)
+    """The page and total from a search index; else whether that was because the text is common (True)
     or because the index took too long (False)."""
     newer = after is not None
     outcome = scan.search(p.search or "", [*p.lead, *p.residual], after if newer else before, newer, offset,
