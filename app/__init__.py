@@ -16,6 +16,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_request_hooks(app)
+    register_job_hooks()
     from app.errors import register_error_handlers
     from app.security import register_security_headers
 
@@ -85,6 +86,7 @@ def register_blueprints(app: Flask) -> None:
     from app.schedules.pages import bp as schedule_pages_bp
     from app.schedules.routes import bp as schedules_bp
     from app.web import bp as web_bp
+    from app.webhooks.routes import bp as webhooks_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(realtime_bp)
@@ -95,10 +97,23 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(schedules_bp)
     app.register_blueprint(schedule_pages_bp)
     app.register_blueprint(schedule_admin_bp)
+    app.register_blueprint(webhooks_bp)
+    from app.api.openapi import PARTS
+    from app.webhooks import openapi as webhooks_openapi
+
+    app.extensions[PARTS] = [webhooks_openapi]
     app.register_blueprint(retention_cli)
     app.register_blueprint(clock_cli)
     app.register_blueprint(tokens_cli)
     app.register_blueprint(sales_cli)
+
+
+def register_job_hooks() -> None:
+    """What else a job's end writes in its transaction: the deliveries owed to its owner's webhooks."""
+    from app.jobs.lifecycle import job_finishing
+    from app.webhooks.service import queue_deliveries
+
+    job_finishing.connect(queue_deliveries, weak=False)  # connecting again (another app) changes nothing
 
 
 def register_request_hooks(app: Flask) -> None:

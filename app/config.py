@@ -142,6 +142,17 @@ def load_config(overrides: dict | None = None) -> dict:
         "LONGRUN_SCHEDULE_MIN_INTERVAL_SECONDS": _int("LONGRUN_SCHEDULE_MIN_INTERVAL_SECONDS", 60),
         "LONGRUN_MAX_SCHEDULES_PER_OWNER": _int("LONGRUN_MAX_SCHEDULES_PER_OWNER", 100),
         "LONGRUN_MISFIRE_GRACE_SECONDS": _float("LONGRUN_MISFIRE_GRACE_SECONDS", 60),
+        # Webhooks: how often the clock sends due deliveries (seconds); the first retry's delay (it doubles
+        # each time, up to an hour) and how long a delivery keeps trying (hours); one attempt's timeout; endpoints
+        # per owner; whether endpoints may be on private, loopback or link-local addresses (tests, private nets).
+        "LONGRUN_WEBHOOK_SECONDS": _float("LONGRUN_WEBHOOK_SECONDS", 0.5),
+        "LONGRUN_WEBHOOK_RETRY_SECONDS": _float("LONGRUN_WEBHOOK_RETRY_SECONDS", 10),
+        "LONGRUN_WEBHOOK_RETRY_HOURS": _float("LONGRUN_WEBHOOK_RETRY_HOURS", 24),
+        "LONGRUN_WEBHOOK_TIMEOUT_SECONDS": _float("LONGRUN_WEBHOOK_TIMEOUT_SECONDS", 5),
+        "LONGRUN_MAX_WEBHOOKS_PER_OWNER": _int("LONGRUN_MAX_WEBHOOKS_PER_OWNER", 10),
+        "LONGRUN_WEBHOOK_ALLOW_PRIVATE": os.environ.get("LONGRUN_WEBHOOK_ALLOW_PRIVATE") == "1",
+        # Where users reach this deployment (https://reports.example.com): absolute links in webhook payloads.
+        "LONGRUN_PUBLIC_URL": os.environ.get("LONGRUN_PUBLIC_URL", "").rstrip("/"),
         # Link from a job to its trace, e.g. http://localhost:16686/trace/{trace_id}
         "LONGRUN_TRACE_URL_TEMPLATE": os.environ.get("LONGRUN_TRACE_URL_TEMPLATE", ""),
         # /metrics without a credential from anywhere (for a scraper on a private network).

@@ -40,6 +40,10 @@ TEST_ENV = {
     "LONGRUN_VISIBILITY_TIMEOUT": "600",
     "LONGRUN_FAULT_DRILLS": "1",
     "LONGRUN_JOB_MEMORY_MB": "256",
+    # Webhook receivers in the tests listen on this machine; their retries come within a second.
+    "LONGRUN_WEBHOOK_ALLOW_PRIVATE": "1",
+    "LONGRUN_WEBHOOK_RETRY_SECONDS": "0.3",
+    "LONGRUN_WEBHOOK_SECONDS": "0.2",
 }
 os.environ.update(TEST_ENV)
 

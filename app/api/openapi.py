@@ -42,8 +42,11 @@ def _json(schema_ref: str, description: str) -> dict[str, Any]:
 
 # The blueprints whose routes are the JSON API, and the routes of theirs the document leaves out: the document
 # itself, and /metrics (Prometheus text for operators).
-DOCUMENTED_BLUEPRINTS = frozenset({"api", "ops", "schedules"})
-NOT_DOCUMENTED = frozenset({"/openapi.json", "/metrics"})
+# Other packages' parts of the document (operations, schemas, path parameters) reach it through
+# ``app.extensions[PARTS]``, set by create_app, so this package imports none of them (webhooks import the api).
+DOCUMENTED_BLUEPRINTS = frozenset({"api", "ops", "schedules", "webhooks"})
+NOT_DOCUMENTED = frozenset({"/openapi.json", "/metrics", "/webhooks/form"})
+PARTS = "longrun.openapi_parts"
 
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}, "description": "Job id (UUID)."}
 PATH_PARAMETERS = {"job_id": JOB_ID, "schedule_id": schedule_api.SCHEDULE_ID}
@@ -209,6 +212,7 @@ def build_document() -> dict[str, Any]:
             "responses": {"200": {"description": "The artifact.", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
                           **_problems("409", *job_ops)}},
         **schedule_api.operations(_json, _problems),
+        **{op: spec for part in _parts() for op, spec in part.operations(_json, _problems).items()},
         ("ops.healthz", "get"): {"summary": "The process answers", "responses": {"200": _json("Health", "Alive.")}},
         ("ops.readyz", "get"): {"summary": "PostgreSQL and Redis reachable",
                                 "responses": {"200": _json("Health", "Ready."), **_problems("503")}},
@@ -219,7 +223,8 @@ def build_document() -> dict[str, Any]:
         "info": {"title": "Longrun", "version": "1.0.0",
                  "description": "Long-running reports: start, follow (also over the /notifications WebSocket), download."},
         "paths": paths,
-        "components": {"schemas": {**SCHEMAS, **schedule_api.SCHEMAS, "SubmitRequest": submit_request_schema(),
+        "components": {"schemas": {**SCHEMAS, **schedule_api.SCHEMAS, **{k: v for p in _parts() for k, v in p.SCHEMAS.items()},
+                                   "SubmitRequest": submit_request_schema(),
                                    "ScheduleCreate": schedule_api.create_schema(
                                        {r.name: _params_object(r.params) for r in all_reports()})},
                        "securitySchemes": {
@@ -227,6 +232,11 @@ def build_document() -> dict[str, Any]:
             "session": {"type": "apiKey", "in": "cookie", "name": "session"}}},
         "security": [{}, {"bearer": []}, {"session": []}],
     }
+
+
+def _parts() -> list[Any]:
+    """The document parts other packages contribute (modules with operations, SCHEMAS and PATH_PARAMETERS)."""
+    return current_app.extensions.get(PARTS, [])
 
 
 def paths_from_routes(operations: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
@@ -238,7 +248,8 @@ def paths_from_routes(operations: dict[tuple[str, str], dict[str, Any]]) -> dict
             continue
         item = paths.setdefault(re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule), {})
         if rule.arguments:
-            item["parameters"] = [PATH_PARAMETERS[name] for name in sorted(rule.arguments)]
+            known = {**PATH_PARAMETERS, **{k: v for part in _parts() for k, v in part.PATH_PARAMETERS.items()}}
+            item["parameters"] = [known[name] for name in sorted(rule.arguments)]
         for method in sorted(m.lower() for m in rule.methods - {"HEAD", "OPTIONS"}):
             operation = operations.get((rule.endpoint, method))
             if operation is None:

@@ -40,6 +40,7 @@ def duties(app: Flask) -> list[Duty]:
     from app.jobs.throughput import PRUNE_SECONDS, prune
     from app.retention.purge import purge
     from app.schedules.firing import tick as schedule_tick
+    from app.webhooks.sender import send_due as send_webhooks
 
     cfg = app.config
     # One purge of a million expired jobs takes minutes: in budgeted slices, the sweep is never held up.
@@ -52,6 +53,8 @@ def duties(app: Flask) -> list[Duty]:
         # Jobs asked for later and schedules' slots: due ones within a tick (p99 fire lag < 1 s).
         Duty("schedules", cfg["LONGRUN_SCHEDULE_SECONDS"], schedule_tick, lane="schedules"),
         Duty("buckets", PRUNE_SECONDS, prune),  # minute buckets the throughput chart no longer shows
+        # Completion webhooks: a slow endpoint holds this lane's threads only, never a schedule's fire.
+        Duty("webhooks", cfg["LONGRUN_WEBHOOK_SECONDS"], send_webhooks, lane="webhooks"),
     ]
 
 

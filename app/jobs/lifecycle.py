@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Callable
 
 import sqlalchemy as sa
+from blinker import Namespace as Signals
 from flask import current_app
 
 from app.extensions import db
@@ -17,6 +18,11 @@ from app.realtime.channels import JobEventMessage, Namespace, publish_events
 
 # Progress and log messages are user-visible text; keep them bounded.
 MAX_MESSAGE_CHARS = 1000
+
+# Sent with the locked job inside the transaction that gives it its final state, before the commit: what a
+# receiver adds to the session (a webhook delivery) is written with that state or not at all. Receivers are
+# connected by create_app, so this package needs to know none of them.
+job_finishing = Signals().signal("job-finishing")
 
 
 # ``of=Job``: the result is outer-joined in, and PostgreSQL cannot lock the nullable side of a join. Built once:
@@ -125,6 +131,8 @@ def transition(
     if update is not None:
         update(job)
     record_transition(job, old, target, first_start=first_start)  # written with this transaction's commit
+    if target.is_final:
+        job_finishing.send(job)
     event = append_event(job, "state", message)
     commit_and_publish(job, [*(earlier or []), event])
     return job
