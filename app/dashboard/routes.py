@@ -16,6 +16,7 @@ from app.jobs.search import COUNT_CAP
 from app.jobs.service import JobConflict, cancel_job, delete_job, find_job, retry_job
 from app.reports import all_reports
 from app.web.rendering import is_htmx, render_page_or_fragment, vary
+from app.webhooks.service import deliveries_of, find_delivery, redeliver
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
@@ -91,6 +92,30 @@ def job_detail(job_id: str) -> Response:
     ).scalars().all()
     return render_page_or_fragment("dashboard/job.html", "dashboard/job.html", job=job, events=events,
                                    stuck=queries.stuck_ids([job]))
+
+
+@bp.get("/jobs/<job_id>/deliveries")
+def job_deliveries(job_id: str) -> Response:
+    """The job's webhook deliveries and their attempts (redeliver for operators)."""
+    return vary(make_response(_deliveries(_job_or_404(job_id))))
+
+
+@bp.post("/jobs/<job_id>/deliveries/<delivery_id>/redeliver")
+def redeliver_delivery(job_id: str, delivery_id: str) -> tuple[Response, int]:
+    """Send one of the job's deliveries again now."""
+    job = _job_or_404(job_id)
+    delivery = find_delivery(job, delivery_id)
+    if delivery is None:
+        raise ApiError(404, "Delivery Not Found", "This job has no webhook delivery with this id.",
+                       slug="delivery-not-found")
+    redeliver(delivery)
+    return make_response(_deliveries(job)), 202
+
+
+def _deliveries(job: Job) -> str:
+    return render_template("webhooks/_deliveries.html", job=job, deliveries=deliveries_of(job),
+                           source=url_for("dashboard.job_deliveries", job_id=str(job.id)),
+                           redeliver="dashboard.redeliver_delivery" if g.get("role") == OPERATOR else None)
 
 
 def _act(job: Job, action: str, bulk: bool = False) -> None:

@@ -16,7 +16,10 @@ PHONE = {"width": 390, "height": 844}
 
 def pages_of(page: Page) -> dict[str, str]:
     """One of each page an owner and an operator see, with real content: a finished, a failed and a waiting job,
-    a schedule."""
+    a schedule, a webhook endpoint that never answers (so the job pages list failing deliveries)."""
+    hook = page.request.post("/webhooks", data=json.dumps({"url": "http://127.0.0.1:9/never-answers"}),
+                             headers={"Content-Type": "application/json", "Accept": "application/json"})
+    assert hook.status == 201, hook.text()
     done = api_submit(page, duration_seconds=0.2, steps=2)
     failed = api_submit(page, duration_seconds=0, steps=1, fail_times=5)
     wait_api_state(page, done["id"], {"Succeeded"})
@@ -32,6 +35,7 @@ def pages_of(page: Page) -> dict[str, str]:
         "failed job page": f"/jobs/{failed['id']}",
         "my schedules": "/schedules",
         "schedule page": f"/schedules/{sid}",
+        "my webhooks": "/webhooks",
         "dashboard": "/dashboard/",
         "dashboard failed": "/dashboard/?state=Failed",
         "dashboard job": f"/dashboard/jobs/{failed['id']}",

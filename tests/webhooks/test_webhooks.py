@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import sqlalchemy as sa
 
+from app.extensions import db
 from app.webhooks import guard
 from app.webhooks.sender import Message, post
 from tests.helpers import submit, wait_for, wait_for_state
@@ -80,7 +82,7 @@ def register(client, url: str, **fields) -> dict:
     return response.get_json()
 
 
-def test_a_finished_job_is_posted_signed_and_retried_until_delivered(client, receiver):
+def test_a_finished_job_is_posted_signed_and_retried_until_delivered(app, client, receiver):
     receiver.statuses = [500, 500]
     endpoint = register(client, receiver.url + "/hooks/longrun?team=7", events=["job.succeeded"],
                         description="CI")
@@ -125,6 +127,18 @@ def test_a_finished_job_is_posted_signed_and_retried_until_delivered(client, rec
     assert lower(receiver.calls[3]["headers"])["webhook-id"] == lower(first["headers"])["webhook-id"]
     page = client.get(f"/jobs/{job['id']}/deliveries", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "delivered" in page and "Redeliver" in page
+    operator = client.get(f"/dashboard/jobs/{job['id']}/deliveries").get_data(as_text=True)
+    assert "/hooks/longrun" in operator and "Redeliver" in operator
+
+    # Deliveries and their attempts go with their job (an operator's delete, like retention's purge).
+    assert client.post(f"/dashboard/jobs/{job['id']}/delete", json={}).status_code in (200, 303)
+    with app.app_context():
+        left = db.session.execute(sa.text("SELECT count(*) FROM webhook_deliveries d LEFT JOIN webhook_attempts a "
+                                          "ON a.delivery_id = d.id WHERE d.job_id = :j"), {"j": job["id"]}).scalar()
+        orphans = db.session.execute(sa.text("SELECT count(*) FROM webhook_attempts a WHERE NOT EXISTS "
+                                             "(SELECT 1 FROM webhook_deliveries d WHERE d.id = a.delivery_id)")).scalar()
+        db.session.rollback()
+    assert left == 0 and orphans == 0
 
 
 def test_only_the_owners_endpoints_that_want_the_event_hear_of_it(client, other_client, receiver):
