@@ -151,6 +151,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "LONGRUN_WEBHOOK_TIMEOUT_SECONDS": _float("LONGRUN_WEBHOOK_TIMEOUT_SECONDS", 5),
         "LONGRUN_MAX_WEBHOOKS_PER_OWNER": _int("LONGRUN_MAX_WEBHOOKS_PER_OWNER", 10),
         "LONGRUN_WEBHOOK_ALLOW_PRIVATE": os.environ.get("LONGRUN_WEBHOOK_ALLOW_PRIVATE") == "1",
+        # E-mail alerts: smtp://[user:password@]host[:port] (smtp+starttls://, smtps:// for TLS); off when unset.
+        "SMTP_URL": os.environ.get("SMTP_URL", ""),
+        "SMTP_FROM": os.environ.get("SMTP_FROM", "longrun@localhost"),
         # Where users reach this deployment (https://reports.example.com): absolute links in webhook payloads.
         "LONGRUN_PUBLIC_URL": os.environ.get("LONGRUN_PUBLIC_URL", "").rstrip("/"),
         # Link from a job to its trace, e.g. http://localhost:16686/trace/{trace_id}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +21,17 @@ PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.
 TEST_DB = os.environ.get("TEST_DB_NAME", "longrun_test")
 TEST_DATABASE_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + TEST_DB
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _free_port_now() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# The SMTP server tests/webhooks/test_email.py starts listens here (nothing does before); chosen once per session
+# so every process started with TEST_ENV (the clock among them) knows it.
+SMTP_PORT = int(os.environ.get("TEST_SMTP_PORT") or _free_port_now())
 
 # Short timings so failure handling is observable in seconds, not minutes.
 TEST_ENV = {
@@ -44,6 +56,9 @@ TEST_ENV = {
     "LONGRUN_WEBHOOK_ALLOW_PRIVATE": "1",
     "LONGRUN_WEBHOOK_RETRY_SECONDS": "0.3",
     "LONGRUN_WEBHOOK_SECONDS": "0.2",
+    "SMTP_URL": f"smtp://127.0.0.1:{SMTP_PORT}",
+    "TEST_SMTP_PORT": str(SMTP_PORT),
+    "SMTP_FROM": "longrun@tests.example",
 }
 os.environ.update(TEST_ENV)
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
 
 import sqlalchemy as sa
 import urllib3
@@ -19,6 +20,7 @@ from standardwebhooks.webhooks import Webhook
 
 from app.extensions import db
 from app.jobs.models import utcnow
+from app.webhooks import mail
 from app.webhooks.guard import Refused, Target, parse, resolve
 from app.webhooks.models import DELIVERED, GAVE_UP, PENDING, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -31,12 +33,13 @@ USER_AGENT = "Longrun-Webhooks/1"
 
 @dataclass(frozen=True)
 class Message:
-    """One claimed delivery, everything an attempt needs without the database."""
+    """One claimed delivery, everything an attempt needs without the database (an e-mail's ``mail`` composed)."""
 
     delivery_id: uuid.UUID
     url: str
     secret: str
     payload: str
+    mail: EmailMessage | None = None
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,17 @@ def send_due() -> Sent:
     if not messages:
         return Sent(0, False)
     timeout, allow_private = cfg["LONGRUN_WEBHOOK_TIMEOUT_SECONDS"], cfg["LONGRUN_WEBHOOK_ALLOW_PRIVATE"]
+    # Mails are composed here, in the app context their templates need; the threads only talk to the network.
+    messages = [replace(m, mail=mail.compose(m.payload, cfg["SMTP_FROM"], mail.address_of(m.url)))
+                if mail.is_mail(m.url) else m for m in messages]
+
+    def attempt(message: Message) -> Answer:
+        if message.mail is not None:
+            return send_mail(message.mail, cfg["SMTP_URL"], timeout)
+        return post(message, timeout, allow_private)
+
     with ThreadPoolExecutor(max_workers=min(SENDERS, len(messages)), thread_name_prefix="webhook") as pool:
-        answers = list(pool.map(lambda m: post(m, timeout, allow_private), messages))
+        answers = list(pool.map(attempt, messages))
     for message, answer in zip(messages, answers, strict=True):
         record(message.delivery_id, answer, cfg["LONGRUN_WEBHOOK_RETRY_SECONDS"])
     return Sent(len(messages), len(messages) == BATCH)
@@ -122,6 +134,13 @@ def post(message: Message, timeout: float, allow_private: bool) -> Answer:
     if 300 <= response.status < 400:
         excerpt = f"redirect to {response.headers.get('Location', '?')} not followed"[:EXCERPT]
     return Answer(response.status, _ms(started), excerpt)
+
+
+def send_mail(composed: EmailMessage, smtp_url: str, timeout: float) -> Answer:
+    """One e-mail attempt: the SMTP server's reply code stands in for the HTTP status (250: delivered)."""
+    started = time.perf_counter()
+    code, words = mail.send(composed, smtp_url, timeout)
+    return Answer(code, _ms(started), words[:EXCERPT])
 
 
 def _pool(target: Target, address: str, timeout: float) -> urllib3.HTTPConnectionPool:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from app.extensions import db
 from app.jobs.models import Job, utcnow
 from app.jobs.states import JobState
+from app.webhooks import mail
 from app.webhooks.guard import Refused, parse, resolve
 from app.webhooks.models import EVENTS, PENDING, WebhookDelivery, WebhookEndpoint
 
@@ -44,10 +45,14 @@ def checked_fields(body: dict[str, Any]) -> dict[str, Any]:
     errors = []
     url = body.get("url")
     try:
-        resolve(parse(url), current_app.config["LONGRUN_WEBHOOK_ALLOW_PRIVATE"])
+        if mail.is_mail(url):  # an e-mail alert: the same deliveries, sent by SMTP
+            mail.address_of(url)
+            mail.check_smtp(current_app.config["SMTP_URL"])
+        else:
+            resolve(parse(url), current_app.config["LONGRUN_WEBHOOK_ALLOW_PRIVATE"])
     except Refused as exc:
         errors.append({"field": "url", "message": str(exc)})
-    events = body.get("events", list(EVENTS))
+    events = body.get("events", list(mail.EVENTS if mail.is_mail(url) else EVENTS))
     if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
         errors.append({"field": "events", "message": f"must be a non-empty list of: {', '.join(EVENTS)}"})
     elif unknown := [e for e in events if e not in EVENTS]:
@@ -57,7 +62,10 @@ def checked_fields(body: dict[str, Any]) -> dict[str, Any]:
         errors.append({"field": "description", "message": "must be text of at most 200 characters"})
     if errors:
         raise EndpointInvalid(errors)
-    return {"url": url.strip(), "events": list(dict.fromkeys(events)), "description": description or None}
+    url = url.strip()
+    if mail.is_mail(url):
+        url = mail.MAILTO + mail.address_of(url)
+    return {"url": url, "events": list(dict.fromkeys(events)), "description": description or None}
 
 
 def create_endpoint(owner: str, body: dict[str, Any]) -> WebhookEndpoint:
