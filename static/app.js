@@ -77,9 +77,42 @@
       if (box && before !== undefined && before !== state) {
         var report = status.querySelector(".report");
         box.textContent = (report ? report.textContent + " job: " : "Job: ") + state;
+        if (FINAL.indexOf(state) >= 0) notifyEnd(status, report ? report.textContent : "Job", state);
       }
     });
   }
+
+  // Desktop notifications, opt-in per browser: a job on this page ends while the tab is hidden (a visible tab
+  // shows and announces it already). The socket that redrew the status is the one already open: no polling.
+  var FINAL = ["Succeeded", "Failed", "Cancelled"], OPT_IN = "longrun.notify";
+  function notifying() {
+    return "Notification" in window && Notification.permission === "granted" && localStorage.getItem(OPT_IN) === "1";
+  }
+  function notifyEnd(status, report, state) {
+    if (!document.hidden || !notifying()) return;
+    var url = status.dataset.pollUrl;
+    var note = new Notification(report + " " + state.toLowerCase(), {body: "Job " + url.split("/").pop(), tag: status.id});
+    note.onclick = function () { window.focus(); if (url) location.href = url; };
+  }
+  function showToggle(button) {
+    var on = notifying();
+    button.textContent = on ? "Desktop alerts: on" : "Desktop alerts: off";
+    button.setAttribute("aria-pressed", on ? "true" : "false");
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var button = document.getElementById("notify-toggle");
+    if (!button || !("Notification" in window)) return;
+    button.hidden = false;
+    showToggle(button);
+    button.addEventListener("click", function () {
+      if (notifying()) { localStorage.removeItem(OPT_IN); showToggle(button); return; }
+      Notification.requestPermission().then(function (permission) {
+        if (permission === "granted") localStorage.setItem(OPT_IN, "1");
+        else showError("Desktop alerts are blocked for this site in the browser's settings.");
+        showToggle(button);
+      });
+    });
+  });
 
   // Once the job has ended nothing more will arrive: the "live" tag goes.
   function settle(root) {
