@@ -163,9 +163,18 @@ def build_document() -> dict[str, Any]:
     submit = {
         "requestBody": {"required": False, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SubmitRequest"}}}},
         "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]*[!-~][ -~]*$"}}],
-        "responses": {"202": dict(_json("Job", "Accepted; follow `Location` (it carries the job's read capability)."), headers={
-            "Location": {"schema": {"type": "string"}}, "Retry-After": {"schema": {"type": "string"}}}),
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]*[!-~][ -~]*$"}},
+                       {"name": "Cache-Control", "in": "header", "required": False, "schema": {"type": "string"},
+                        "description": "`no-cache`: a fresh run even when the report reuses a recent job with the same "
+                                       "parameters (its `reuse_seconds`)"}],
+        "responses": {"202": dict(_json("Job", "Accepted; follow `Location` (it carries the job's read capability). "
+                                               "`Longrun-Reused: true`: a waiting or running job with the same report "
+                                               "and parameters answers instead of a new one."), headers={
+            "Location": {"schema": {"type": "string"}}, "Retry-After": {"schema": {"type": "string"}},
+            "Longrun-Reused": {"schema": {"type": "string", "enum": ["true"]}}}),
+            "200": dict(_json("Job", "A recent succeeded job with the same report and parameters (result reuse)."),
+                        headers={"Location": {"schema": {"type": "string"}},
+                                 "Longrun-Reused": {"schema": {"type": "string", "enum": ["true"]}}}),
             **_problems("400", "401", "403", "413", "415", "422", "429", "503")},
     }
     job_ops = ("401", "404", "410", "503")

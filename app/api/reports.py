@@ -81,6 +81,16 @@ def _idempotency_key() -> str | None:
     return key
 
 
+REUSED_HEADER = "Longrun-Reused"
+
+
+def _accepts_reuse() -> bool:
+    """Whether an existing job with the same parameters may answer: not when the request says
+    ``Cache-Control: no-cache`` (or ``no-store``), asking for a fresh run."""
+    directives = {d.strip().lower() for d in request.headers.get("Cache-Control", "").split(",")}
+    return not directives & {"no-cache", "no-store"}
+
+
 def _invalid_params(exc: ParamsInvalid) -> ApiError:
     return ApiError(422, "Invalid Parameters", f"Some parameters are not valid: {exc}.",
                     slug="invalid-parameters", errors=exc.errors)
@@ -96,7 +106,8 @@ def _enqueue(api_version: str) -> tuple[Response, int]:
     try:
         run_at = requested_due(current_app.config, body.get("run_at"), body.get("delay_seconds"))
         submission = submit_job(current_owner(), report_name, body.get("params"), api_version=api_version,
-                                idempotency_key=key, priority=body.get("priority"), run_at=run_at)
+                                idempotency_key=key, priority=body.get("priority"), run_at=run_at,
+                                reuse=_accepts_reuse())
     except RunAtInvalid as exc:
         raise ApiError(422, "Invalid Run Time", f"'{exc.field}' {exc.message}.", slug="invalid-run-at",
                        errors=[{"field": exc.field, "message": exc.message}]) from None
@@ -118,7 +129,12 @@ def _enqueue(api_version: str) -> tuple[Response, int]:
     location = url_for("api.get_job", job_id=str(job.id), **{ACCESS_PARAM: access})
     response = pages.enqueued_fragment(job, api_version) if is_htmx() else vary(jsonify(job_json(job, access=access)))
     response.headers["Location"] = location
-    response.headers["Retry-After"] = "1"
-    if not submission.created:
+    if submission.reused:
+        # The same report and parameters ran (or run) already for this owner: that job answers.
+        response.headers[REUSED_HEADER] = "true"
+        if job.job_state.is_final:
+            return response, 200
+    elif not submission.created:
         response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Retry-After"] = "1"
     return response, 202

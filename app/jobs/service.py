@@ -6,9 +6,10 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -44,6 +45,7 @@ class Submission:
     job: Job
     created: bool
     dispatched: bool
+    reused: bool = False  # an existing job with the same report and parameters answered (result reuse)
 
 
 def fingerprint(report: str, params: dict[str, Any]) -> str:
@@ -90,12 +92,15 @@ def submit_job(
     allowance: int | None = None,
     run_at: datetime | None = None,
     schedule_id: uuid.UUID | None = None,
+    reuse: bool = False,
 ) -> Submission:
     """Validate and persist (committed first) a job, then let the dispatcher hand it out if a slot is free.
 
     ``priority``: what the request asks for, at most ``allowance`` (default: the report's own priority).
     ``run_at`` in the future creates the job Scheduled (the clock enqueues it then); ``schedule_id`` links a
     schedule's run-now to its schedule, with ``run_at`` as its slot.
+    ``reuse``: an interactive request that accepts, within the report's ``reuse_seconds``, the owner's job with
+    the same parameters that is waiting, running or succeeded instead of a new run.
     Raises ``UnknownReport``, ``ParamsInvalid``, ``PriorityInvalid``, ``IdempotencyMismatch`` or ``Throttled``.
     """
     report = get_report(report_name)
@@ -106,6 +111,10 @@ def submit_job(
         existing = _find_idempotent(owner, idempotency_key, digest)
         if existing is not None:
             return Submission(existing, created=False, dispatched=True)
+    elif reuse and run_at is None and report.reuse_seconds:
+        existing = _reusable(owner, digest, report.reuse_seconds)
+        if existing is not None:
+            return Submission(existing, created=False, dispatched=True, reused=True)
     try:
         check_owner_limits(owner)
     except Throttled:
@@ -182,6 +191,19 @@ def _find_idempotent(owner: str, key: str, digest: str) -> Job | None:
     if job is not None and job.request_fingerprint != digest:
         raise IdempotencyMismatch(key)
     return job
+
+
+REUSABLE = (JobState.ENQUEUED.value, JobState.PROCESSING.value, JobState.SUCCEEDED.value)
+
+
+def _reusable(owner: str, digest: str, seconds: float) -> Job | None:
+    """The owner's newest job with this fingerprint created in the last ``seconds`` that will give (or gave) a
+    result: waiting, running (not being cancelled) or succeeded. Reads the owner's index over that window only."""
+    return db.session.execute(
+        sa.select(Job).where(Job.owner == owner, Job.created_at >= utcnow() - timedelta(seconds=seconds),
+                             Job.request_fingerprint == digest, Job.state.in_(REUSABLE),
+                             Job.cancel_requested.is_(False))
+        .order_by(Job.created_at.desc(), Job.id.desc()).limit(1)).scalar_one_or_none()
 
 
 def cancel_job(job: Job, by: str = "owner") -> Job:

@@ -25,6 +25,9 @@ class Report:
     memory_limit_mb: int | None = None
     # Priority of an interactive request (0-9, app/jobs/priority.py); a request may ask for less, never more.
     priority: int = 7
+    # Result reuse: the same parameters by the same owner within this many seconds answer with the job already
+    # there (running or succeeded) instead of a new run; 0 turns it off.
+    reuse_seconds: float = 0
 
     def validate(self, raw: Any) -> dict[str, Any]:
         """Validated, typed parameters for this report."""
@@ -38,6 +41,7 @@ class Report:
             "description": self.description,
             "max_attempts": self.max_attempts,
             "priority": self.priority,
+            "reuse_seconds": self.reuse_seconds,
             "params": [p.describe() for p in self.params],
         }
 
@@ -63,18 +67,21 @@ def report(
     time_limit: int | None = None,
     memory_limit_mb: int | None = None,
     priority: int = 7,
+    reuse_seconds: float = 0,
 ) -> Callable[[ReportFunc], ReportFunc]:
     """Register the decorated function as report ``name``."""
     if max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
     if not 0 <= priority <= 9:
         raise ValueError("priority must be from 0 to 9")
+    if reuse_seconds < 0:
+        raise ValueError("reuse_seconds must not be negative")
 
     def decorate(func: ReportFunc) -> ReportFunc:
         if name in _REGISTRY and _REGISTRY[name].func is not func:
             raise ValueError(f"report {name!r} is registered twice")
         _REGISTRY[name] = Report(name, func, title, description or (func.__doc__ or "").strip(),
-                                 params, max_attempts, time_limit, memory_limit_mb, priority)
+                                 params, max_attempts, time_limit, memory_limit_mb, priority, reuse_seconds)
         return func
 
     return decorate

@@ -61,6 +61,8 @@ def summary_csv(group_by: str, totals: dict[str, list[int]]) -> str:
         Param("chunk_size", int, default=20_000, minimum=100, maximum=1_000_000,
               help="Orders aggregated per database round trip."),
     ),
+    # The same summary asked again within five minutes is the one already made (or being made).
+    reuse_seconds=300,
 )
 def sales_summary(
     ctx: ReportContext, group_by: str, date_from: date | None, date_to: date | None, chunk_size: int
