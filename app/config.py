@@ -95,7 +95,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "LONGRUN_SOFT_TIME_LIMIT": _int("LONGRUN_SOFT_TIME_LIMIT", 3000),
         "LONGRUN_HARD_TIME_LIMIT": _int("LONGRUN_HARD_TIME_LIMIT", 3600),
         "LONGRUN_VISIBILITY_TIMEOUT": visibility_timeout,
-        "LONGRUN_MAX_RESULT_BYTES": _int("LONGRUN_MAX_RESULT_BYTES", 50 * 1024 * 1024),
+        # Results are streamed in chunks (app/jobs/results.py): the limit is about disk, not memory.
+        "LONGRUN_MAX_RESULT_BYTES": _int("LONGRUN_MAX_RESULT_BYTES", 4 * 1024 ** 3),
         # A checkpoint is a cursor, not data: kept on the job row, written with every progress sample.
         "LONGRUN_MAX_CHECKPOINT_BYTES": _int("LONGRUN_MAX_CHECKPOINT_BYTES", 64 * 1024),
         "LONGRUN_QUEUE": os.environ.get("LONGRUN_QUEUE", "longrun"),

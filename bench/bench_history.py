@@ -182,6 +182,24 @@ def prepare(n: int, db: str, env: dict[str, str]) -> dict:
     return out
 
 
+def reused(n: int, db: str, env: dict[str, str]) -> dict:
+    """A database an earlier run kept (--keep-db), upgraded to head (timed); nothing seeded, so no seed times."""
+    dsn = f"{PG_HOST_URL}/{db}"
+    plan = SeedPlan(n)
+    count = sql(dsn, "SELECT count(*) FROM jobs")[0][0]
+    if count < n:
+        raise SystemExit(f"{db} holds {count:,} jobs, not {n:,}: seed it again (without --reuse-db)")
+    out: dict = {"rows": n, "big_owner_jobs": plan.big_owner_jobs, "seed_s": 0.0, "upgrade_0003_s": 0.0,
+                 "vacuum_s": 0.0}
+    probe = WriteProbe(dsn, n)
+    probe.start()
+    out["upgrade_head_s"], _ = flask(env, "db", "upgrade")
+    out["write_probe"] = probe.stop()
+    out["db_size_gb"] = sql(dsn, "SELECT pg_database_size(current_database())")[0][0] / 2**30
+    out["heads"] = sql(dsn, "SELECT version_num FROM alembic_version")[0][0]
+    return out
+
+
 def disk_check(n: int, keep: list[int]) -> None:
     """Refuse a size the disk cannot hold (with the databases kept by --keep-db)."""
     need = GB_PER_MILLION * (n + sum(keep)) / 1e6 * 1.3 + 2
@@ -268,9 +286,10 @@ def measure_size(n: int, args: argparse.Namespace, procs: ProcSet, redis_url: st
     db = f"{args.db_prefix}_{label(n).lower()}"
     env = app_env(f"{PG_HOST_URL}/{db}", redis_url)
     print(f"\n== {n:,} jobs: database {db} (load {loadavg()})", flush=True)
-    out = {"prepare": prepare(n, db, env)}
+    out = {"prepare": reused(n, db, env) if args.reuse_db else prepare(n, db, env)}
     p = out["prepare"]
-    print(f"  seed {p['seed_s']:.1f} s, 0003 backfill {p['upgrade_0003_s']:.1f} s, 0003 → head {p['upgrade_head_s']:.1f} s "
+    kept = "(a database kept by an earlier run, upgraded to head) " if args.reuse_db else ""
+    print(f"  {kept}seed {p['seed_s']:.1f} s, 0003 backfill {p['upgrade_0003_s']:.1f} s, 0003 → head {p['upgrade_head_s']:.1f} s "
           f"(writes during it: max {fmt(p['write_probe']['max'])} ms), VACUUM ANALYZE {p['vacuum_s']:.1f} s, "
           f"{p['db_size_gb']:.2f} GB", flush=True)
     _, token = flask(env, "tokens", "create", BIG_OWNER.removeprefix("user:"))
@@ -303,7 +322,7 @@ def measure_size(n: int, args: argparse.Namespace, procs: ProcSet, redis_url: st
     finally:
         procs.stop(site.proc)
         redis.Redis.from_url(redis_url).flushdb()
-        if not args.keep_db:
+        if not (args.keep_db or args.reuse_db):
             drop_database(db)
     return out
 
@@ -391,6 +410,8 @@ def main() -> int:
                    help="gunicorn workers during the purge run (default 2, production's WEB_CONCURRENCY)")
     p.add_argument("--skip-purge", action="store_true", help="no purge run")
     p.add_argument("--keep-db", action="store_true", help="keep each size's database (they are big)")
+    p.add_argument("--reuse-db", action="store_true",
+                   help="time the reads on the databases an earlier --keep-db run left (upgraded to head, not seeded)")
     p.add_argument("--db-prefix", default=DB_PREFIX, help=f"database names: <prefix>_<size> (default {DB_PREFIX})")
     p.add_argument("--redis-db", type=int, default=REDIS_DB, help=f"Redis DB number, flushed (default {REDIS_DB})")
     p.add_argument("--keep-logs", action="store_true", help="keep the process logs")
@@ -412,7 +433,8 @@ def main() -> int:
         empty_env = empty_database(args, redis_url)
         kept: list[int] = []
         for n in sizes:
-            disk_check(n, kept)
+            if not args.reuse_db:
+                disk_check(n, kept)
             result["sizes"][label(n)] = measure_size(n, args, procs, redis_url, empty_env)
             if args.keep_db:
                 kept.append(n)

@@ -1,8 +1,7 @@
 """The jobs resource: status, list, history, cancel, retry, result download."""
 from __future__ import annotations
 
-from flask import Response, jsonify, request, url_for
-from sqlalchemy.orm import undefer
+from flask import Response, jsonify, request, stream_with_context, url_for
 
 from app.api import bp
 from app.api.body import query_int
@@ -14,6 +13,7 @@ from app.jobs.cursor import BadPosition, Position, position
 from app.jobs.listing import JobFilter
 from app.jobs.models import Job, JobEvent, JobResult
 from app.jobs.position import queue_place
+from app.jobs.results import read_range, requested_range
 from app.jobs.service import cancel_job, find_job, purged_job, retry_job
 from app.jobs.states import parse_state
 from app.owners.capability import ACCESS_PARAM, grants_read
@@ -157,17 +157,29 @@ def retry_job_route(job_id: str) -> tuple[Response, int]:
 
 @bp.get("/jobs/<job_id>/result")
 def job_result(job_id: str) -> Response:
-    """Download the job's artifact; 409 until the job has succeeded."""
+    """Download the job's artifact, streamed chunk by chunk; ``Range`` resumes it; 409 until it has succeeded."""
     job, _ = readable_job_or_404(job_id)
-    result = db.session.execute(
-        db.select(JobResult).where(JobResult.job_id == job.id).options(undefer(JobResult.content))
-    ).scalar_one_or_none()
+    result = db.session.get(JobResult, job.id)
     if result is None:
         raise ApiError(409, "Result Not Ready",
                        f"The job is {job.state}; its result can be downloaded once it has Succeeded.",
                        slug="result-not-ready", headers={"Retry-After": "1"} if not job.job_state.is_final else {})
-    response = Response(result.content, mimetype=None, content_type=result.content_type)
+    size, tag = result.size, f'"{job.id}-{result.size}"'
+    wanted = requested_range(request.headers.get("Range"), size)
+    if wanted is not None and request.headers.get("If-Range") not in (None, tag):
+        wanted = None  # the client's copy is of something else: the whole result
+    if wanted is False:
+        raise ApiError(416, "Range Not Satisfiable", f"The result is {size} bytes.", slug="range-not-satisfiable",
+                       headers={"Content-Range": f"bytes */{size}"})
+    start, end = wanted if wanted else (0, size - 1)
+    body = read_range(job.id, result.chunk_size, start, end) if size else iter(())
+    response = Response(stream_with_context(body), status=206 if wanted else 200, content_type=result.content_type,
+                        direct_passthrough=True)
     response.headers["Content-Disposition"] = f'attachment; filename="{result.filename}"'
-    response.headers["Content-Length"] = str(result.size)
+    response.headers["Content-Length"] = str(end - start + 1 if size else 0)
+    response.headers["Accept-Ranges"] = "bytes"
+    response.headers["ETag"] = tag
     response.headers["Cache-Control"] = "private, max-age=0"
+    if wanted:
+        response.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     return response

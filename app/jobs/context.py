@@ -16,7 +16,8 @@ from flask import current_app
 from app.extensions import db
 from app.jobs.lifecycle import MAX_MESSAGE_CHARS, record_note
 from app.jobs.models import Job, utcnow
-from app.reports.context import JobCancelled, ResultFile, encode_checkpoint, encode_result, percent
+from app.jobs.results import ResultWriter, StoredResult
+from app.reports.context import JobCancelled, encode_checkpoint, percent, result_type
 
 log = logging.getLogger(__name__)
 report_log = logging.getLogger("longrun.report")
@@ -96,7 +97,7 @@ class JobContext:
         self._checkpoint: Any = _UNSET
         self._resume: Any = _UNSET
         self._connection: sa.Connection | None = None
-        self.result: ResultFile | None = None
+        self._writer: ResultWriter | None = None
 
     # -- progress and checkpoints ---------------------------------------------
     def progress(self, done: int, total: int, message: str | None = None) -> None:
@@ -164,10 +165,22 @@ class JobContext:
 
     # -- output ---------------------------------------------------------------
     def write_result(self, filename: str, content: bytes | str, content_type: str) -> None:
-        result = encode_result(filename, content, content_type)
-        if result.size > self._max_result:
-            raise ValueError(f"result is {result.size} bytes; the limit is {self._max_result}")
-        self.result = result
+        text = isinstance(content, str)
+        with self.open_result(filename, content_type if not text or "charset" in content_type
+                              else f"{content_type}; charset=utf-8") as out:
+            out.write(content)
+
+    def open_result(self, filename: str, content_type: str) -> ResultWriter:
+        # Text written to a stream is UTF-8: say so for text types.
+        kind = result_type(filename, content_type, content_type.startswith("text/"))
+        writer = ResultWriter(self._uuid, filename, kind, self._max_result)
+        self._writer = writer
+        return writer
+
+    @property
+    def result(self) -> StoredResult | None:
+        """The result written (closed), or None."""
+        return self._writer.stored if self._writer is not None else None
 
     def log(self, message: str) -> None:
         text = str(message)[:MAX_MESSAGE_CHARS]

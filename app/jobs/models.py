@@ -164,10 +164,23 @@ class JobResult(db.Model):
     filename: Mapped[str] = mapped_column(sa.String(255))
     content_type: Mapped[str] = mapped_column(sa.String(128))
     size: Mapped[int] = mapped_column(sa.BigInteger)
-    content: Mapped[bytes] = mapped_column(sa.LargeBinary, deferred=True)
+    # The bytes are in job_result_chunks, ``chunk_size`` each (the last one shorter): byte N is in chunk
+    # N // chunk_size, so a download resumes (HTTP Range) without reading what came before.
+    chunk_size: Mapped[int] = mapped_column(sa.Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="result")
+
+
+class JobResultChunk(db.Model):
+    """One piece of a job's result, written as the report streams it; removed with its job (retention)."""
+
+    __tablename__ = "job_result_chunks"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid, sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
 
 def _search_document(table: sa.Table) -> sa.ColumnElement[str]:

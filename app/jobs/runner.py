@@ -194,7 +194,7 @@ def _record_success(job_id: str, task_id: str, ctx: JobContext) -> None:
         if ctx.result is not None:
             r = ctx.result
             j.result = JobResult(job_id=j.id, filename=r.filename, content_type=r.content_type,
-                                 size=r.size, content=r.content)
+                                 size=r.size, chunk_size=r.chunk_size)
 
     transition(locked.id, JobState.SUCCEEDED, f"Completed processing job with Id: {job_id}", job=locked,
                update=succeed, earlier=earlier)

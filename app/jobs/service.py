@@ -19,6 +19,7 @@ from app.jobs.lifecycle import append_event, commit_and_publish, lock_job, trans
 from app.jobs.limits import Throttled, check_owner_limits
 from app.jobs.models import Job, JobEvent, utcnow
 from app.jobs.priority import resolve as resolve_priority
+from app.jobs.results import delete_chunks
 from app.jobs.states import FINAL_STATES, JobState
 from app.reports import get_report
 from app.reports.params import to_json_params
@@ -260,6 +261,7 @@ def retry_job(job: Job, by: str = "owner", priority: int | None = None) -> Job:
         j.dispatched_at = None
         if j.result is not None:
             db.session.delete(j.result)
+            delete_chunks(j.id)
 
     transition(locked.id, JobState.ENQUEUED, f"Requeued by {by}", job=locked, update=reset)
     _dispatch_after_commit()

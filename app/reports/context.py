@@ -1,6 +1,7 @@
 """What a report sees of the world: progress, cancellation, its result, a database connection."""
 from __future__ import annotations
 
+import io
 import json
 import re
 import threading
@@ -55,6 +56,10 @@ class ReportContext(Protocol):
     def write_result(self, filename: str, content: bytes | str, content_type: str) -> None:
         """Keep ``content`` as the job's downloadable result."""
 
+    def open_result(self, filename: str, content_type: str) -> ResultStream:
+        """A file-like to write a large result to as it is made (``with ctx.open_result(...) as out:
+        out.write(...)``): it never sits whole in memory."""
+
     def log(self, message: str) -> None:
         """Add a line to the job's history."""
 
@@ -77,14 +82,45 @@ def percent(done: int, total: int) -> float:
     return max(0.0, min(100.0, 100.0 * done / total))
 
 
-def encode_result(filename: str, content: bytes | str, content_type: str) -> ResultFile:
-    """Validate and encode a result written by a report."""
+class ResultStream(Protocol):
+    """Where a report writes a streamed result: text is written as UTF-8."""
+
+    def write(self, data: bytes | str) -> int:
+        """Append ``data``."""
+
+    def __enter__(self) -> ResultStream: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def result_type(filename: str, content_type: str, text: bool) -> str:
+    """``ValueError`` for a filename a download could not carry safely; the content type (``text``: UTF-8)."""
     if not _SAFE_FILENAME.fullmatch(filename or ""):
         raise ValueError(f"result filename {filename!r} must be 1-100 letters, digits, '.', '_' or '-'")
+    return f"{content_type}; charset=utf-8" if text and "charset" not in content_type else content_type
+
+
+def encode_result(filename: str, content: bytes | str, content_type: str) -> ResultFile:
+    """Validate and encode a result written by a report."""
     data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
-    if isinstance(content, str) and "charset" not in content_type:
-        content_type = f"{content_type}; charset=utf-8"
-    return ResultFile(filename, data, content_type)
+    return ResultFile(filename, data, result_type(filename, content_type, isinstance(content, str)))
+
+
+class _InlineStream(io.BytesIO):
+    """An in-memory result stream (InlineContext): the whole result, fine for tests and the v1 endpoint."""
+
+    def __init__(self, ctx: InlineContext, filename: str, content_type: str) -> None:
+        super().__init__()
+        self._ctx, self._filename = ctx, filename
+        self._content_type = result_type(filename, content_type, content_type.startswith("text/"))
+
+    def write(self, data: bytes | str) -> int:  # type: ignore[override]
+        return super().write(data.encode("utf-8") if isinstance(data, str) else data)
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        if kind is None:
+            self._ctx.result = ResultFile(self._filename, self.getvalue(), self._content_type)
+        super().__exit__(kind, *rest)
 
 
 def encode_checkpoint(state: Any, limit: int) -> Any:
@@ -133,6 +169,9 @@ class InlineContext:
 
     def write_result(self, filename: str, content: bytes | str, content_type: str) -> None:
         self.result = encode_result(filename, content, content_type)
+
+    def open_result(self, filename: str, content_type: str) -> ResultStream:
+        return _InlineStream(self, filename, content_type)
 
     def log(self, message: str) -> None:
         self.logs.append(message)
