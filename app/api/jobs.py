@@ -1,6 +1,9 @@
 """The jobs resource: status, list, history, cancel, retry, result download."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import sqlalchemy as sa
 from flask import Response, jsonify, request, stream_with_context, url_for
 
 from app.api import bp
@@ -172,7 +175,13 @@ def job_result(job_id: str) -> Response:
         raise ApiError(416, "Range Not Satisfiable", f"The result is {size} bytes.", slug="range-not-satisfiable",
                        headers={"Content-Range": f"bytes */{size}"})
     start, end = wanted if wanted else (0, size - 1)
-    body = read_range(job.id, result.chunk_size, start, end) if size else iter(())
+    if not size:
+        body: Iterator[bytes] = iter(())
+    elif result.chunk_size is None:  # written before results were chunked: whole in its row
+        body = iter([db.session.execute(sa.select(JobResult.content).where(JobResult.job_id == job.id))
+                     .scalar_one()[start:end + 1]])
+    else:
+        body = read_range(job.id, result.chunk_size, start, end)
     response = Response(stream_with_context(body), status=206 if wanted else 200, content_type=result.content_type,
                         direct_passthrough=True)
     response.headers["Content-Disposition"] = f'attachment; filename="{result.filename}"'

@@ -4,9 +4,9 @@ Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-08 02:00:00.000000
 
-Each existing result becomes one chunk of its own size (so byte N is still in chunk N // chunk_size); new ones
-are written in chunks of 1 MiB. On PostgreSQL the copy is one INSERT … SELECT: results are few (one per
-succeeded job within retention) and at most LONGRUN_MAX_RESULT_BYTES each.
+New results are written in chunks of 1 MiB (job_result_chunks); the ones already there stay whole in
+job_results.content (chunk_size NULL) and are served from it. Nothing is copied, so upgrading a history of
+millions of results takes an instant: a new table, a nullable column, and content no longer required.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -29,19 +29,13 @@ def upgrade():
     )
     with op.batch_alter_table('job_results', schema=None) as batch_op:
         batch_op.add_column(sa.Column('chunk_size', sa.Integer(), nullable=True))
-    op.execute("INSERT INTO job_result_chunks (job_id, seq, data) SELECT job_id, 0, content FROM job_results")
-    op.execute("UPDATE job_results SET chunk_size = CASE WHEN size > 0 THEN size ELSE 1 END")
-    with op.batch_alter_table('job_results', schema=None) as batch_op:
-        batch_op.alter_column('chunk_size', existing_type=sa.Integer(), nullable=False)
-        batch_op.drop_column('content')
+        batch_op.alter_column('content', existing_type=sa.LargeBinary(), nullable=True)
 
 
 def downgrade():
-    with op.batch_alter_table('job_results', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('content', sa.LargeBinary(), nullable=True))
     bind = op.get_bind()
-    # Put each result's chunks back together, one result at a time (a result may be large).
-    ids = [row[0] for row in bind.execute(sa.text("SELECT job_id FROM job_results"))]
+    # Put each chunked result back together, one at a time (a result may be large).
+    ids = [row[0] for row in bind.execute(sa.text("SELECT job_id FROM job_results WHERE chunk_size IS NOT NULL"))]
     for job_id in ids:
         chunks = bind.execute(sa.text("SELECT data FROM job_result_chunks WHERE job_id = :j ORDER BY seq"),
                               {"j": job_id}).scalars()

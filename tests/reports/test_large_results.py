@@ -9,11 +9,15 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import uuid
 from urllib.parse import urlsplit
 
 import psutil
 import requests
+import sqlalchemy as sa
 
+from app.extensions import db
+from app.jobs.models import JobResult, JobResultChunk
 from app.reports.export import HEADER, ROW_BYTES, row
 from tests.helpers import submit, wait_for_state
 
@@ -106,9 +110,19 @@ def test_a_large_result_is_streamed_in_and_out_and_downloads_resume(client, work
     assert beyond.headers["Content-Type"].startswith("application/problem+json")
 
 
-def test_a_small_result_and_a_retry_by_hand_start_clean(client):
+def test_a_small_result_and_one_stored_before_chunks_are_served_whole_or_in_part(app, client):
     job = submit(client, duration_seconds=0, steps=1)
     wait_for_state(client, job["id"], "Succeeded")
     small = client.get(f"/jobs/{job['id']}/result")
     assert small.status_code == 200 and small.data == b"Completed 1 steps in 0 s\n"
     assert client.get(f"/jobs/{job['id']}/result", headers={"Range": "bytes=0-8"}).data == b"Completed"
+    # A result written before migration 0012: whole in its row, no chunks.
+    with app.app_context():
+        db.session.execute(sa.delete(JobResultChunk).where(JobResultChunk.job_id == uuid.UUID(job["id"])))
+        db.session.execute(sa.update(JobResult).where(JobResult.job_id == uuid.UUID(job["id"]))
+                           .values(chunk_size=None, content=b"an old result", size=13))
+        db.session.commit()
+    old = client.get(f"/jobs/{job['id']}/result")
+    assert old.status_code == 200 and old.data == b"an old result"
+    part = client.get(f"/jobs/{job['id']}/result", headers={"Range": "bytes=3-5"})
+    assert part.status_code == 206 and part.data == b"old" and part.headers["Content-Range"] == "bytes 3-5/13"
