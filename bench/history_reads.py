@@ -30,6 +30,9 @@ def _deepest_pages() -> tuple[int, int]:
 
 
 DASHBOARD_PAGE, API_PAGE = _deepest_pages()
+# A page the owner's list has at every size (it holds 5,000 jobs at 10 k, 100,000 from 200 k on): the same
+# request at every size, for the ratio. API_PAGE is past the end of that owner's list at 10 k.
+EVERY_SIZE_PAGE = 240
 
 
 @dataclass
@@ -142,6 +145,8 @@ def api_reads(site: Any, terms: dict[str, str], token: str, hops: int) -> list[R
     if deep:
         reads.append(Read("GET /jobs deep (next links)", deep, auth, note=f"×{made}"))
     reads += [Read(f"GET /jobs?page={API_PAGE}", f"/jobs?page={API_PAGE}", auth),
+              Read(f"GET /jobs?page={EVERY_SIZE_PAGE}", f"/jobs?page={EVERY_SIZE_PAGE}", auth,
+                   note="(a page every size has)"),
               Read("GET /jobs/{id}", f"/jobs/{job_id}", auth),
               Read("GET /jobs/{id}/events", f"/jobs/{job_id}/events", auth),
               Read("/metrics", "/metrics")]
