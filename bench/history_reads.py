@@ -146,7 +146,7 @@ def api_reads(site: Any, terms: dict[str, str], token: str, hops: int) -> list[R
         reads.append(Read("GET /jobs deep (next links)", deep, auth, note=f"×{made}"))
     reads += [Read(f"GET /jobs?page={API_PAGE}", f"/jobs?page={API_PAGE}", auth),
               Read(f"GET /jobs?page={EVERY_SIZE_PAGE}", f"/jobs?page={EVERY_SIZE_PAGE}", auth,
-                   note="(a page every size has)"),
+                   note="a page every size has"),
               Read("GET /jobs/{id}", f"/jobs/{job_id}", auth),
               Read("GET /jobs/{id}/events", f"/jobs/{job_id}/events", auth),
               Read("/metrics", "/metrics")]
