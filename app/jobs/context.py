@@ -165,17 +165,17 @@ class JobContext:
 
     # -- output ---------------------------------------------------------------
     def write_result(self, filename: str, content: bytes | str, content_type: str) -> None:
-        text = isinstance(content, str)
-        with self.open_result(filename, content_type if not text or "charset" in content_type
-                              else f"{content_type}; charset=utf-8") as out:
+        kind = result_type(filename, content_type, isinstance(content, str))
+        with self._new_writer(filename, kind) as out:
             out.write(content)
 
     def open_result(self, filename: str, content_type: str) -> ResultWriter:
         # Text written to a stream is UTF-8: say so for text types.
-        kind = result_type(filename, content_type, content_type.startswith("text/"))
-        writer = ResultWriter(self._uuid, filename, kind, self._max_result)
-        self._writer = writer
-        return writer
+        return self._new_writer(filename, result_type(filename, content_type, content_type.startswith("text/")))
+
+    def _new_writer(self, filename: str, content_type: str) -> ResultWriter:
+        self._writer = ResultWriter(self._uuid, filename, content_type, self._max_result)
+        return self._writer
 
     @property
     def result(self) -> StoredResult | None:
@@ -194,7 +194,9 @@ class JobContext:
         return self._connection
 
     def close(self) -> None:
-        """Release the report's connection."""
+        """Release the report's connection (and a result stream it opened but never closed: no result)."""
+        if self._writer is not None and self._writer.stored is None:
+            self._writer.abandon()
         if self._connection is not None:
             self._connection.close()
             self._connection = None

@@ -74,7 +74,9 @@ class ResultWriter:
         return self.stored
 
     def abandon(self) -> None:
-        """The report failed while writing: what it wrote goes."""
+        """The report failed while writing (or never closed the stream): what it wrote goes."""
+        if self._conn.closed:
+            return
         self._conn.execute(sa.delete(_CHUNKS).where(_CHUNKS.c.job_id == self._job_id))
         self._conn.commit()
         self._conn.close()
