@@ -16,7 +16,8 @@ from app.jobs.search import COUNT_CAP
 from app.jobs.service import JobConflict, cancel_job, delete_job, find_job, retry_job
 from app.reports import all_reports
 from app.web.rendering import is_htmx, render_page_or_fragment, vary
-from app.webhooks.service import deliveries_of, find_delivery, redeliver
+from app.webhooks.routes import redeliver_or_404
+from app.webhooks.service import deliveries_of
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
@@ -104,11 +105,7 @@ def job_deliveries(job_id: str) -> Response:
 def redeliver_delivery(job_id: str, delivery_id: str) -> tuple[Response, int]:
     """Send one of the job's deliveries again now."""
     job = _job_or_404(job_id)
-    delivery = find_delivery(job, delivery_id)
-    if delivery is None:
-        raise ApiError(404, "Delivery Not Found", "This job has no webhook delivery with this id.",
-                       slug="delivery-not-found")
-    redeliver(delivery)
+    redeliver_or_404(job, delivery_id)
     return make_response(_deliveries(job)), 202
 
 

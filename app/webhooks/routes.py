@@ -132,6 +132,15 @@ def job_deliveries(job_id: str) -> Response:
     return vary(jsonify({"items": [delivery_json(job, d) for d in deliveries]}))
 
 
+def redeliver_or_404(job: Job, delivery_id: str) -> WebhookDelivery:
+    """Make the job's delivery due again now; a 404 if the job has none with this id (owners and operators)."""
+    delivery = find_delivery(job, delivery_id)
+    if delivery is None:
+        raise ApiError(404, "Delivery Not Found", "This job has no webhook delivery with this id.",
+                       slug="delivery-not-found")
+    return redeliver(delivery)
+
+
 def _deliveries_fragment(job: Job, deliveries: list[WebhookDelivery]) -> str:
     return render_template("webhooks/_deliveries.html", job=job, deliveries=deliveries,
                            source=url_for("webhooks.job_deliveries", job_id=str(job.id)),
@@ -142,11 +151,7 @@ def _deliveries_fragment(job: Job, deliveries: list[WebhookDelivery]) -> str:
 def redeliver_delivery(job_id: str, delivery_id: str) -> tuple[Response, int]:
     """Send the delivery again now: 202 (the clock sends it within a tick)."""
     job = owned_job_or_404(job_id)
-    delivery = find_delivery(job, delivery_id)
-    if delivery is None:
-        raise ApiError(404, "Delivery Not Found", "This job has no webhook delivery with this id.",
-                       slug="delivery-not-found")
-    redeliver(delivery)
+    delivery = redeliver_or_404(job, delivery_id)
     if is_htmx():
         return make_response(_deliveries_fragment(job, deliveries_of(job))), 202
     return jsonify(delivery_json(job, delivery)), 202

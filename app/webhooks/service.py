@@ -44,15 +44,17 @@ def checked_fields(body: dict[str, Any]) -> dict[str, Any]:
     """The endpoint fields of ``body``, validated (the URL resolved and refused if it is not public)."""
     errors = []
     url = body.get("url")
+    emailed = mail.is_mail(url)  # an e-mail alert: the same deliveries, sent by SMTP
     try:
-        if mail.is_mail(url):  # an e-mail alert: the same deliveries, sent by SMTP
-            mail.address_of(url)
+        if emailed:
+            url = mail.MAILTO + mail.address_of(url)
             mail.check_smtp(current_app.config["SMTP_URL"])
         else:
             resolve(parse(url), current_app.config["LONGRUN_WEBHOOK_ALLOW_PRIVATE"])
+            url = url.strip()
     except Refused as exc:
         errors.append({"field": "url", "message": str(exc)})
-    events = body.get("events", list(mail.EVENTS if mail.is_mail(url) else EVENTS))
+    events = body.get("events", list(mail.EVENTS if emailed else EVENTS))
     if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
         errors.append({"field": "events", "message": f"must be a non-empty list of: {', '.join(EVENTS)}"})
     elif unknown := [e for e in events if e not in EVENTS]:
@@ -62,9 +64,6 @@ def checked_fields(body: dict[str, Any]) -> dict[str, Any]:
         errors.append({"field": "description", "message": "must be text of at most 200 characters"})
     if errors:
         raise EndpointInvalid(errors)
-    url = url.strip()
-    if mail.is_mail(url):
-        url = mail.MAILTO + mail.address_of(url)
     return {"url": url, "events": list(dict.fromkeys(events)), "description": description or None}
 
 
