@@ -35,9 +35,11 @@ def register_extensions(app: Flask) -> None:
     if url.startswith("sqlite"):
         ROOT.joinpath("instance").mkdir(exist_ok=True)
     db.init_app(app)
-    if url.startswith("sqlite"):
-        with app.app_context():
+    with app.app_context():
+        if url.startswith("sqlite"):
             _tune_sqlite(db.engine)
+        elif not app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping"):
+            _ping_when_idle(db.engine, app.config["LONGRUN_DB_PING_IDLE_SECONDS"])
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     # Pings keep idle sockets alive through routers and reveal dead peers; socket messages are bounded
     # like request bodies (close 1009 past LONGRUN_MAX_BODY_BYTES).
@@ -53,10 +55,42 @@ def register_extensions(app: Flask) -> None:
 
 
 def engine_options(url: str) -> dict:
-    """Pool settings: pre-ping survives database restarts; SQLite waits instead of failing on locks."""
+    """Pool settings (PostgreSQL pings idle connections: ``_ping_when_idle``); SQLite waits instead of failing on
+    locks."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10, "pool_recycle": 1800}
+    return {"pool_size": 10, "max_overflow": 10, "pool_recycle": 1800}
+
+
+_RETURNED_AT = "longrun.returned_at"
+
+
+def _ping_when_idle(engine, idle_seconds: float) -> None:
+    """``pool_pre_ping``, but only for a connection that sat in the pool ``idle_seconds`` or more.
+
+    A connection given back a moment ago by a busy process is alive: pinging it would add a round trip to every
+    transaction (six per job). One that sat idle may have been cut by a database restart, a failover or an idle
+    timeout; it is pinged, and replaced if dead, as pre-ping would. What this gives up: a connection the server
+    killed in the last ``idle_seconds`` fails the one statement that finds out; SQLAlchemy then recycles the
+    whole pool, so the next request reconnects.
+    """
+    import time
+
+    from sqlalchemy import event, exc
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_conn, record) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn, record, _proxy) -> None:
+        returned = record.info.get(_RETURNED_AT)  # None: connected just now (the dict goes with the connection)
+        if returned is None or time.monotonic() - returned < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as error:
+            raise exc.DisconnectionError(f"pooled connection is dead: {error}") from error  # the pool reconnects
 
 
 def _tune_sqlite(engine) -> None:

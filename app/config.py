@@ -87,6 +87,8 @@ def load_config(overrides: dict | None = None) -> dict:
         # A Processing job whose heartbeat is older than this is considered orphaned.
         "LONGRUN_STALE_AFTER_SECONDS": _float("LONGRUN_STALE_AFTER_SECONDS", 30.0),
         "LONGRUN_CANCEL_POLL_SECONDS": _float("LONGRUN_CANCEL_POLL_SECONDS", 0.5),
+        # A pooled PostgreSQL connection idle this long is pinged before use (0: before every use).
+        "LONGRUN_DB_PING_IDLE_SECONDS": _float("LONGRUN_DB_PING_IDLE_SECONDS", 1.0),
         "LONGRUN_SWEEP_SECONDS": _float("LONGRUN_SWEEP_SECONDS", 10.0),
         # An Enqueued job not picked up this long after publish is published again.
         "LONGRUN_REDISPATCH_AFTER_SECONDS": _float("LONGRUN_REDISPATCH_AFTER_SECONDS", visibility_timeout),

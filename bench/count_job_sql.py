@@ -49,6 +49,7 @@ class Trace:
     commits: int = 0
     rollbacks: int = 0
     checkouts: int = 0
+    extras: int = 0
     redis: list[str] = field(default_factory=list)
 
 
@@ -72,24 +73,43 @@ class Recorder:
             mark = "compiled " if stats.startswith("generated") else ""
             self.trace.statements.append((threading.current_thread().name, mark + statement, took, _app_caller()))
 
-    def commit(self, _conn: object) -> None:
-        """A transaction committed."""
-        if self.trace is not None:
+    def commit(self, conn: object) -> None:
+        """A transaction committed (nothing is sent when the server has no transaction open: autocommit)."""
+        if self.trace is not None and _in_server_transaction(conn):
             self.trace.commits += 1
             self.trace.statements.append((threading.current_thread().name, "-- COMMIT", 0.0, _app_caller()))
 
-    def rollback(self, _conn: object) -> None:
-        """A transaction rolled back (also a connection going back to the pool)."""
-        if self.trace is not None:
+    def rollback(self, conn: object) -> None:
+        """A transaction rolled back (also a connection going back to the pool; free when none is open)."""
+        if self.trace is not None and _in_server_transaction(conn):
             self.trace.rollbacks += 1
             self.trace.statements.append((threading.current_thread().name, "-- ROLLBACK", 0.0, _app_caller()))
 
     def checkout(self, *_: object) -> None:
-        """A pooled connection handed out (with ``pool_pre_ping``: one ``SELECT 1`` round trip)."""
+        """A pooled connection handed out (pinged only if it sat idle: see ``ping``)."""
         if self.trace is not None:
             self.trace.checkouts += 1
-            self.trace.statements.append((threading.current_thread().name, "-- checkout (pre-ping SELECT 1)", 0.0,
-                                          _app_caller()))
+
+    def extra(self, what: str) -> None:
+        """A round trip of the connection's own: a ping, or the reset of an isolation level."""
+        if self.trace is not None:
+            self.trace.extras += 1
+            self.trace.statements.append((threading.current_thread().name, f"-- {what}", 0.0, _app_caller()))
+
+    def wrap_dialect(self, dialect: object) -> None:
+        """Record the dialect's pings and its isolation-level changes that send a statement."""
+        ping, set_level = dialect.do_ping, dialect.set_isolation_level
+
+        def do_ping(dbapi_conn: object) -> bool:
+            self.extra("ping (SELECT 1)")
+            return ping(dbapi_conn)
+
+        def set_isolation_level(dbapi_conn: object, level: str) -> None:
+            if level != "AUTOCOMMIT":  # psycopg2: autocommit on is client-side; back off sends SET …
+                self.extra(f"SET default_transaction_isolation ({level})")
+            set_level(dbapi_conn, level)
+
+        dialect.do_ping, dialect.set_isolation_level = do_ping, set_isolation_level
 
     def redis_command(self, original: Callable) -> Callable:
         """Wrap ``Redis.execute_command`` so every command is recorded by name."""
@@ -124,6 +144,14 @@ class Recorder:
             self.trace = None
 
 
+def _in_server_transaction(conn: object) -> bool:
+    """Whether the server has a transaction open on this connection (psycopg2's libpq status is not idle)."""
+    try:
+        return conn.connection.dbapi_connection.info.transaction_status != 0
+    except AttributeError:
+        return True
+
+
 def _app_caller() -> str:
     """The innermost frame of Longrun's own code on the stack: who sent the statement."""
     frame = sys._getframe(2)
@@ -144,6 +172,7 @@ def install(recorder: Recorder, engine: object) -> None:
     event.listen(engine, "commit", recorder.commit)
     event.listen(engine, "rollback", recorder.rollback)
     event.listen(engine.pool, "checkout", recorder.checkout)
+    recorder.wrap_dialect(engine.dialect)
     redis.Redis.execute_command = recorder.redis_command(redis.Redis.execute_command)
     redis.client.Pipeline.execute = recorder.redis_pipeline(redis.client.Pipeline.execute)
 
@@ -258,15 +287,16 @@ def print_trace(title: str, trace: Trace, server: tuple[int, int]) -> dict:
     kinds = Counter(_short(sql.removeprefix("compiled "), 200).split(" ")[0] for _, sql, _, _ in sent)
     compiled = sum(1 for _, sql, _, _ in sent if sql.startswith("compiled "))
     print(f"  statements: {len(sent)} ({', '.join(f'{k} {v}' for k, v in kinds.most_common())}); "
-          f"SQLAlchemy commits {trace.commits}, rollbacks/resets {trace.rollbacks}, pool checkouts (pre-ping SELECT 1) "
-          f"{trace.checkouts}; PostgreSQL counted {server[0]} commits, {server[1]} rollbacks; compiled afresh "
-          f"(no SQLAlchemy cache hit): {compiled}")
-    # A pre-ping runs in autocommit (one round trip, counted by the server as a transaction of its own).
-    print(f"  PostgreSQL round trips ≈ statements + pre-pings + BEGIN and COMMIT/ROLLBACK of each SQLAlchemy "
-          f"transaction: {len(sent) + trace.checkouts + 2 * (trace.commits + trace.rollbacks)}")
+          f"commits {trace.commits}, rollbacks {trace.rollbacks} (of transactions open on the server), pool "
+          f"checkouts {trace.checkouts}, pings and isolation resets {trace.extras}; PostgreSQL counted {server[0]} "
+          f"commits, {server[1]} rollbacks; compiled afresh (no SQLAlchemy cache hit): {compiled}")
+    # psycopg2 sends BEGIN before the first statement of each transaction; a ping runs in autocommit.
+    print(f"  PostgreSQL round trips = statements + pings and resets + BEGIN and COMMIT/ROLLBACK of each server "
+          f"transaction: {len(sent) + trace.extras + 2 * (trace.commits + trace.rollbacks)}")
     print(f"  Redis: {len(trace.redis)} round trips: {', '.join(trace.redis)}")
     return {"statements": [(t, _short(s, 400), ms, c) for t, s, ms, c in trace.statements], "commits": trace.commits,
-            "rollbacks": trace.rollbacks, "checkouts": trace.checkouts, "server_xacts": server, "redis": trace.redis}
+            "rollbacks": trace.rollbacks, "checkouts": trace.checkouts, "extras": trace.extras, "server_xacts": server,
+            "redis": trace.redis}
 
 
 def measure_one(driver: JobDriver, recorder: Recorder, db_url: str) -> None:

@@ -177,7 +177,7 @@ def job_result(job_id: str) -> Response:
     start, end = wanted if wanted else (0, size - 1)
     if not size:
         body: Iterator[bytes] = iter(())
-    elif result.chunk_size is None:  # written before results were chunked: whole in its row
+    elif result.chunk_size is None:  # under one chunk, or written before results were chunked: whole in its row
         body = iter([db.session.execute(sa.select(JobResult.content).where(JobResult.job_id == job.id))
                      .scalar_one()[start:end + 1]])
     else:

@@ -98,6 +98,7 @@ class JobContext:
         self._resume: Any = _UNSET
         self._connection: sa.Connection | None = None
         self._writer: ResultWriter | None = None
+        self._chunks_left = False
 
     # -- progress and checkpoints ---------------------------------------------
     def progress(self, done: int, total: int, message: str | None = None) -> None:
@@ -174,8 +175,17 @@ class JobContext:
         return self._new_writer(filename, result_type(filename, content_type, content_type.startswith("text/")))
 
     def _new_writer(self, filename: str, content_type: str) -> ResultWriter:
+        if self._writer is not None:
+            if self._writer.stored is None:
+                self._writer.abandon()  # replaced before it was closed: it is not the result
+            self._chunks_left |= self._writer.wrote_chunks
         self._writer = ResultWriter(self._uuid, filename, content_type, self._max_result)
         return self._writer
+
+    @property
+    def chunks_may_be_left(self) -> bool:
+        """Whether chunk rows of an earlier result may exist: an earlier attempt, or an earlier stream of this one."""
+        return self.attempt > 1 or self._chunks_left
 
     @property
     def result(self) -> StoredResult | None:

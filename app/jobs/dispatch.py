@@ -21,7 +21,7 @@ from flask import current_app
 from app.extensions import db
 from app.jobs import capacity, slots
 from app.jobs.models import Job, utcnow
-from app.jobs.slots import ALL_REPORTS, OwnerQueue
+from app.jobs.slots import ALL_REPORTS, DispatchPause, OwnerQueue
 from app.jobs.states import JobState
 from app.realtime.channels import Namespace, publish_queue_moved
 from app.telemetry.tracing import continued_trace
@@ -117,21 +117,21 @@ def announce_queue_moved() -> None:
 
 def _choose() -> list[Job]:
     """Mark the next jobs dispatched and commit; the caller publishes them."""
-    # Without the lock first. A job that starts waiting after this is handed out by its own submit's call, or
-    # by the clock's next tick.
-    if _free_slots(needs_waiting=True) <= 0:
-        db.session.rollback()
-        return []
-    paused = slots.paused_scopes()
-    if ALL_REPORTS in paused:
-        db.session.rollback()
+    # Without the lock, and outside any transaction, first. A job that starts waiting after this is handed out
+    # by its own submit's call, or by the clock's next tick.
+    free, any_pause = _precheck()
+    if free <= 0:
         return []
     if db.engine.dialect.name == "postgresql":
         db.session.execute(_LOCK)
-    free = _free_slots()  # again, under the lock: another process may just have used some
+    # Under the lock from here on: what another process just decided is committed and seen.
+    paused = slots.paused_scopes() if any_pause else {}
+    if ALL_REPORTS in paused:
+        db.session.rollback()
+        return []
     cap = current_app.config["LONGRUN_MAX_RUNNING_PER_OWNER"]
     now = utcnow()
-    turns = _owners_in_turn(cap) if free > 0 else []
+    turns, free = _owners_in_turn(cap)  # free slots again: another process may just have used some
     chosen: list[Job] = []
     while len(chosen) < free and turns:
         for turn in list(turns):
@@ -142,8 +142,9 @@ def _choose() -> list[Job]:
             job.dispatched_at = now
             job.celery_task_id = new_task_id()
             turn.given += 1
-            # Strictly increasing within one decision: the owner served first goes to the back first.
-            turn.row.served_at = now + timedelta(microseconds=len(chosen))
+            # Strictly increasing within one decision: the owner served first goes to the back first. Written
+            # with the owner's counts, in their one upsert (no UPDATE of its own).
+            slots.mark_served(turn.row.owner, now + timedelta(microseconds=len(chosen)))
             chosen.append(job)
             if len(chosen) >= free:
                 break
@@ -156,16 +157,19 @@ def _choose() -> list[Job]:
 _IN_FLIGHT = (sa.select(sa.func.coalesce(sa.func.sum(OwnerQueue.inflight), 0)).where(OwnerQueue.inflight > 0)
               .scalar_subquery())
 _FREE = capacity.slots_expression() - _IN_FLIGHT
-_FREE_SLOTS = sa.select(_FREE)
-# Nobody waiting: 0, so most calls (a job ended, nothing waits) stop at this one statement.
-_FREE_SLOTS_IF_WAITING = sa.select(sa.case((sa.exists().where(OwnerQueue.waiting > 0), _FREE), else_=0))
+# Nobody waiting: 0, so most calls (a job ended, nothing waits) stop at this one statement; and whether any
+# pause exists, so that the pauses are read only when there are some.
+_PRECHECK = sa.select(sa.case((sa.exists().where(OwnerQueue.waiting > 0), _FREE), else_=0),
+                      sa.exists().where(DispatchPause.scope.is_not(None)))
 _LOCK = sa.select(sa.func.pg_advisory_xact_lock(DISPATCH_LOCK))
 
 
-def _free_slots(needs_waiting: bool = False) -> int:
-    """Worker slots minus jobs in flight, in one statement (0 when ``needs_waiting`` and nobody waits)."""
-    stmt = _FREE_SLOTS_IF_WAITING if needs_waiting else _FREE_SLOTS
-    return int(db.session.execute(stmt, capacity.slots_params()).scalar_one())
+def _precheck() -> tuple[int, bool]:
+    """Free slots if anyone waits (else 0), and whether anything is paused: one statement in autocommit, so it
+    costs no BEGIN and ROLLBACK of its own (its caller has committed what it did)."""
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        free, any_pause = conn.execute(_PRECHECK, capacity.slots_params()).one()
+    return int(free), bool(any_pause)
 
 
 def in_flight_expression() -> sa.ScalarSelect:
@@ -188,9 +192,16 @@ def owners_in_turn_query(cap: int) -> sa.Select:
     return query.order_by(OwnerQueue.served_at.asc().nulls_first(), OwnerQueue.owner).limit(OWNERS_PER_PASS)
 
 
-def _owners_in_turn(cap: int) -> list[_Turn]:
-    """The owners whose turn it is, as decision state."""
-    return [_Turn(row) for row in db.session.execute(owners_in_turn_query(cap)).scalars()]
+@lru_cache(maxsize=8)
+def _owners_and_free_query(cap: int) -> sa.Select:
+    """``owners_in_turn_query`` with the free slots on every row (computed once: an InitPlan)."""
+    return owners_in_turn_query(cap).add_columns(_FREE.label("free")).execution_options(populate_existing=True)
+
+
+def _owners_in_turn(cap: int) -> tuple[list[_Turn], int]:
+    """The owners whose turn it is, as decision state, and the free slots (0 when no owner may take a job)."""
+    rows = db.session.execute(_owners_and_free_query(cap), capacity.slots_params()).all()
+    return [_Turn(row[0]) for row in rows], int(rows[0][1]) if rows else 0
 
 
 @lru_cache(maxsize=2)

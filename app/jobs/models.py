@@ -165,9 +165,9 @@ class JobResult(db.Model):
     content_type: Mapped[str] = mapped_column(sa.String(128))
     size: Mapped[int] = mapped_column(sa.BigInteger)
     # The bytes are in job_result_chunks, ``chunk_size`` each (the last one shorter): byte N is in chunk
-    # N // chunk_size, so a download resumes (HTTP Range) without reading what came before. None: a result
-    # written before migration 0012, whole in ``content`` (at most the old 50 MiB limit; never copied, so the
-    # upgrade of a big history is instant).
+    # N // chunk_size, so a download resumes (HTTP Range) without reading what came before. None: whole in
+    # ``content``: a result smaller than one chunk, or one written before migration 0012 (at most the old 50 MiB
+    # limit; never copied, so the upgrade of a big history is instant).
     chunk_size: Mapped[int | None] = mapped_column(sa.Integer)
     content: Mapped[bytes | None] = mapped_column(sa.LargeBinary, deferred=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

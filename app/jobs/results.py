@@ -4,6 +4,10 @@ Neither side ever holds the whole result: the worker keeps at most one chunk (``
 written, on its own connection and committed at once; the web reads one chunk per query, each on a short
 connection of its own, so a long download holds no transaction open. The chunks are rows of PostgreSQL
 (SQLite locally), so any web process serves any result and retention removes them with their job.
+
+A result that never fills one chunk (most reports' CSV) is never written as a chunk: it goes whole into its
+``job_results`` row, in the transaction that gives the job its success, so a small result costs no
+connection or transaction of its own.
 """
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ class StoredResult:
     filename: str
     content_type: str
     size: int
-    chunk_size: int
+    chunk_size: int | None  # None: smaller than one chunk, whole in ``content`` (written with the job's success)
+    content: bytes | None = None
 
 
 class ResultWriter:
@@ -41,10 +46,7 @@ class ResultWriter:
         self._seq = 0
         self.size = 0
         self.stored: StoredResult | None = None
-        self._conn = db.engine.connect()
-        # What an earlier attempt of this job left behind (it died mid-write) goes first.
-        self._conn.execute(sa.delete(_CHUNKS).where(_CHUNKS.c.job_id == job_id))
-        self._conn.commit()
+        self._conn: sa.Connection | None = None  # opened with the first full chunk
 
     def write(self, data: bytes | str) -> int:
         """Append ``data`` (text as UTF-8); full chunks go to the database at once."""
@@ -59,6 +61,10 @@ class ResultWriter:
         return len(raw)
 
     def _put(self, data: bytes) -> None:
+        if self._conn is None:
+            self._conn = db.engine.connect()
+            # What an earlier attempt of this job left behind (it died mid-write) goes first, with chunk 0.
+            self._conn.execute(sa.delete(_CHUNKS).where(_CHUNKS.c.job_id == self._job_id))
         self._conn.execute(sa.insert(_CHUNKS), {"job_id": self._job_id, "seq": self._seq, "data": data})
         self._conn.commit()
         self._seq += 1
@@ -66,16 +72,25 @@ class ResultWriter:
     def close(self) -> StoredResult:
         """Write what is left; the result is complete (its row is written with the job's success)."""
         if self.stored is None:
-            if self._buffer or self._seq == 0:
-                self._put(bytes(self._buffer))
-                self._buffer.clear()
-            self._conn.close()
-            self.stored = StoredResult(self._filename, self._content_type, self.size, CHUNK)
+            if self._conn is None:  # under one chunk: whole in the row, nothing written yet
+                self.stored = StoredResult(self._filename, self._content_type, self.size, None, bytes(self._buffer))
+            else:
+                if self._buffer:
+                    self._put(bytes(self._buffer))
+                self._conn.close()
+                self.stored = StoredResult(self._filename, self._content_type, self.size, CHUNK)
+            self._buffer.clear()
         return self.stored
+
+    @property
+    def wrote_chunks(self) -> bool:
+        """Whether any chunk row was written (a result whole in its row must make sure none is left)."""
+        return self._conn is not None
 
     def abandon(self) -> None:
         """The report failed while writing (or never closed the stream): what it wrote goes."""
-        if self._conn.closed:
+        self._buffer.clear()
+        if self._conn is None or self._conn.closed:
             return
         self._conn.execute(sa.delete(_CHUNKS).where(_CHUNKS.c.job_id == self._job_id))
         self._conn.commit()

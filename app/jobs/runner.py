@@ -17,6 +17,7 @@ from app.jobs.context import JobContext, Watcher, worker_ref
 from app.jobs.dispatch import dispatch_quietly
 from app.jobs.lifecycle import JobSuperseded, append_event, lock_job, transition
 from app.jobs.models import Job, JobResult, utcnow
+from app.jobs.results import delete_chunks
 from app.jobs.states import FINAL_STATES, JobState
 from app.reports import get_report
 from app.reports.context import JobCancelled, ReportRefused
@@ -193,8 +194,10 @@ def _record_success(job_id: str, task_id: str, ctx: JobContext) -> None:
         j.checkpoint = None  # nothing is left to resume
         if ctx.result is not None:
             r = ctx.result
+            if r.chunk_size is None and ctx.chunks_may_be_left:
+                delete_chunks(j.id)  # e.g. an earlier attempt died while streaming a bigger one
             j.result = JobResult(job_id=j.id, filename=r.filename, content_type=r.content_type,
-                                 size=r.size, chunk_size=r.chunk_size)
+                                 size=r.size, chunk_size=r.chunk_size, content=r.content)
 
     transition(locked.id, JobState.SUCCEEDED, f"Completed processing job with Id: {job_id}", job=locked,
                update=succeed, earlier=earlier)

@@ -19,9 +19,10 @@ from app.jobs.models import Job, UTCDateTime, utcnow
 from app.jobs.states import JobState
 from app.jobs.upsert import add_to_rows
 
-WAITING, IN_FLIGHT = "waiting", "inflight"
+WAITING, IN_FLIGHT, SERVED_AT = "waiting", "inflight", "served_at"
 _DISPATCHABLE = (JobState.ENQUEUED.value, JobState.RETRYING.value)
 _PENDING = "longrun.owner_queue_deltas"
+_SERVED = "longrun.owner_served_at"
 # The whole deployment (a pause of every report) in ``dispatch_pauses``.
 ALL_REPORTS = "*"
 
@@ -109,15 +110,25 @@ def _jobs(*collections: Iterable[object]) -> Iterable[Job]:
                 yield obj
 
 
+def mark_served(owner: str, when: datetime) -> None:
+    """Record that the dispatcher served ``owner`` at ``when``: written with the owner's counts at commit."""
+    db.session().info.setdefault(_SERVED, {})[owner] = when
+
+
 @event.listens_for(db.session, "before_commit")
 def _write_moves(session: Session) -> None:
-    """Add this transaction's moves to the owners' rows, in owner order (no lock cycle between writers)."""
+    """Add this transaction's moves (and serve times) to the owners' rows, in owner order (no lock cycle between
+    writers): one upsert for every owner touched."""
     session.flush()
     pending = session.info.pop(_PENDING, None) or {}
-    rows = [{"owner": owner, WAITING: d[WAITING], IN_FLIGHT: d[IN_FLIGHT]}
-            for owner, d in sorted(pending.items()) if d[WAITING] or d[IN_FLIGHT]]
+    served = session.info.pop(_SERVED, None) or {}
+    rows = [{"owner": owner, WAITING: d[WAITING], IN_FLIGHT: d[IN_FLIGHT], SERVED_AT: served.get(owner)}
+            for owner, d in sorted(pending.items()) if d[WAITING] or d[IN_FLIGHT] or owner in served]
+    rows += [{"owner": owner, WAITING: 0, IN_FLIGHT: 0, SERVED_AT: when}
+             for owner, when in sorted(served.items()) if owner not in pending]
     if rows:
-        add_to_rows(session, OwnerQueue.__table__, rows, (WAITING, IN_FLIGHT))
+        rows.sort(key=lambda row: row["owner"])
+        add_to_rows(session, OwnerQueue.__table__, rows, (WAITING, IN_FLIGHT), keeping=(SERVED_AT,))
 
 
 @event.listens_for(db.session, "after_transaction_end")
@@ -125,6 +136,7 @@ def _forget_moves(session: Session, transaction: SessionTransaction) -> None:
     """A rolled-back transaction moved nothing."""
     if transaction.parent is None:
         session.info.pop(_PENDING, None)
+        session.info.pop(_SERVED, None)
 
 
 def paused_scopes() -> dict[str, DispatchPause]:

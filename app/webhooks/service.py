@@ -103,6 +103,11 @@ def delete_endpoint(endpoint: WebhookEndpoint) -> None:
     db.session.commit()
 
 
+# Every final transition of every job runs this: built once.
+_ENDPOINTS_OF = (sa.select(WebhookEndpoint.id, WebhookEndpoint.events)
+                 .where(WebhookEndpoint.owner == sa.bindparam("owner")))
+
+
 def queue_deliveries(job: Job) -> None:
     """Add, to the transaction that ends ``job``, one delivery per endpoint of its owner that wants this end.
 
@@ -112,8 +117,10 @@ def queue_deliveries(job: Job) -> None:
     event = EVENT_OF.get(job.job_state)
     if event is None:
         return
-    endpoints = db.session.execute(sa.select(WebhookEndpoint.id, WebhookEndpoint.events)
-                                   .where(WebhookEndpoint.owner == job.owner)).all()
+    # No autoflush: the endpoints do not depend on the job's pending changes, and flushing them here would
+    # write the job's row twice in this transaction (once now, once more for the event appended after).
+    with db.session.no_autoflush:
+        endpoints = db.session.execute(_ENDPOINTS_OF, {"owner": job.owner}).all()
     wanted = [row.id for row in endpoints if event in row.events]
     if not wanted:
         return

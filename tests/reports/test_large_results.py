@@ -116,13 +116,32 @@ def test_a_small_result_and_one_stored_before_chunks_are_served_whole_or_in_part
     small = client.get(f"/jobs/{job['id']}/result")
     assert small.status_code == 200 and small.data == b"Completed 1 steps in 0 s\n"
     assert client.get(f"/jobs/{job['id']}/result", headers={"Range": "bytes=0-8"}).data == b"Completed"
-    # A result written before migration 0012: whole in its row, no chunks.
+    key = uuid.UUID(job["id"])
     with app.app_context():
-        db.session.execute(sa.delete(JobResultChunk).where(JobResultChunk.job_id == uuid.UUID(job["id"])))
-        db.session.execute(sa.update(JobResult).where(JobResult.job_id == uuid.UUID(job["id"]))
+        # Under one chunk: whole in its row, written with the success; no chunk row, no transaction of its own.
+        row = db.session.execute(sa.select(JobResult.chunk_size, JobResult.content, JobResult.size)
+                                 .where(JobResult.job_id == key)).one()
+        assert row == (None, b"Completed 1 steps in 0 s\n", 25)
+        assert db.session.execute(sa.select(sa.func.count()).select_from(JobResultChunk)
+                                  .where(JobResultChunk.job_id == key)).scalar_one() == 0
+    # A result written before migration 0012: whole in its row too.
+    with app.app_context():
+        db.session.execute(sa.update(JobResult).where(JobResult.job_id == key)
                            .values(chunk_size=None, content=b"an old result", size=13))
         db.session.commit()
     old = client.get(f"/jobs/{job['id']}/result")
     assert old.status_code == 200 and old.data == b"an old result"
     part = client.get(f"/jobs/{job['id']}/result", headers={"Range": "bytes=3-5"})
     assert part.status_code == 206 and part.data == b"old" and part.headers["Content-Range"] == "bytes 3-5/13"
+
+
+def test_a_small_result_that_replaces_a_streamed_one_leaves_no_chunk_behind(app, client):
+    job = submit(client, report="fault_drill", mode="rewrite", megabytes=3)
+    done = wait_for_state(client, job["id"], {"Succeeded", "Failed"}, timeout=60)
+    assert done["state"] == "Succeeded", done["error"]
+    got = client.get(f"/jobs/{job['id']}/result")
+    assert got.status_code == 200 and got.data == b"the result that counts"
+    assert got.headers["Content-Disposition"] == 'attachment; filename="second.txt"'
+    with app.app_context():
+        assert db.session.execute(sa.select(sa.func.count()).select_from(JobResultChunk)
+                                  .where(JobResultChunk.job_id == uuid.UUID(job["id"]))).scalar_one() == 0
