@@ -75,8 +75,11 @@ def test_capability_opens_no_other_job(client, other_client, curl):
 
 
 def test_capability_alone_cannot_list_cancel_retry_or_delete(client, curl):
-    running = submit(client, duration_seconds=30, steps=30)
+    # The failing job first: it must not wait behind the long one for a worker slot (two slots, and a test
+    # before this one may still hold the other).
     failed = submit(client, report="demo", duration_seconds=0, steps=1, fail_times=10)
+    # Waiting or running, never finished before the control below cancels it: unfinished is what counts.
+    running = submit(client, duration_seconds=300, steps=300)
     wait_for(lambda: client.get(f"/jobs/{failed['id']}").get_json()["state"] == "Failed", timeout=30,
              what="the job to fail")
     run_token, failed_token = _token(running["links"]["self"]), _token(failed["links"]["self"])
