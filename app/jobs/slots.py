@@ -122,12 +122,11 @@ def _write_moves(session: Session) -> None:
     session.flush()
     pending = session.info.pop(_PENDING, None) or {}
     served = session.info.pop(_SERVED, None) or {}
-    rows = [{"owner": owner, WAITING: d[WAITING], IN_FLIGHT: d[IN_FLIGHT], SERVED_AT: served.get(owner)}
-            for owner, d in sorted(pending.items()) if d[WAITING] or d[IN_FLIGHT] or owner in served]
-    rows += [{"owner": owner, WAITING: 0, IN_FLIGHT: 0, SERVED_AT: when}
-             for owner, when in sorted(served.items()) if owner not in pending]
+    still = {WAITING: 0, IN_FLIGHT: 0}
+    rows = [{"owner": owner, **d, SERVED_AT: served.get(owner)}
+            for owner in sorted(pending.keys() | served.keys())
+            if (d := pending.get(owner, still))[WAITING] or d[IN_FLIGHT] or owner in served]
     if rows:
-        rows.sort(key=lambda row: row["owner"])
         add_to_rows(session, OwnerQueue.__table__, rows, (WAITING, IN_FLIGHT), keeping=(SERVED_AT,))
 
 

@@ -89,12 +89,17 @@ def list_endpoints(owner: str) -> list[WebhookEndpoint]:
 
 def find_endpoint(owner: str, endpoint_id: str) -> WebhookEndpoint | None:
     """The owner's endpoint with this id, or None (unknown, foreign and malformed ids alike)."""
+    endpoint = _by_id(WebhookEndpoint, endpoint_id)
+    return endpoint if endpoint is not None and endpoint.owner == owner else None
+
+
+def _by_id(model: type[Any], raw_id: str) -> Any:
+    """The row of ``model`` whose UUID key ``raw_id`` names, or None (also for a malformed id)."""
     try:
-        key = uuid.UUID(endpoint_id)
+        key = uuid.UUID(raw_id)
     except ValueError:
         return None
-    endpoint = db.session.get(WebhookEndpoint, key)
-    return endpoint if endpoint is not None and endpoint.owner == owner else None
+    return db.session.get(model, key)
 
 
 def delete_endpoint(endpoint: WebhookEndpoint) -> None:
@@ -162,11 +167,7 @@ def deliveries_of(job: Job) -> list[WebhookDelivery]:
 
 def find_delivery(job: Job, delivery_id: str) -> WebhookDelivery | None:
     """The job's delivery with this id, or None."""
-    try:
-        key = uuid.UUID(delivery_id)
-    except ValueError:
-        return None
-    delivery = db.session.get(WebhookDelivery, key)
+    delivery = _by_id(WebhookDelivery, delivery_id)
     return delivery if delivery is not None and delivery.job_id == job.id else None
 
 
