@@ -133,9 +133,10 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(schedule_admin_bp)
     app.register_blueprint(webhooks_bp)
     from app.api.openapi import PARTS
+    from app.schedules import openapi as schedules_openapi
     from app.webhooks import openapi as webhooks_openapi
 
-    app.extensions[PARTS] = [webhooks_openapi]
+    app.extensions[PARTS] = [schedules_openapi, webhooks_openapi]
     app.register_blueprint(retention_cli)
     app.register_blueprint(clock_cli)
     app.register_blueprint(tokens_cli)

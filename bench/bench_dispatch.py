@@ -69,8 +69,8 @@ from dispatch_seed import (  # noqa: E402
     vacuum_analyze,
 )
 
+from app.channels import Namespace  # noqa: E402
 from app.config import default_instance  # noqa: E402 - after the path fix
-from app.realtime.channels import Namespace  # noqa: E402
 
 DEFAULT_DB = "longrun_bench_dispatch"
 DEFAULT_REDIS_DB = 6

@@ -50,8 +50,8 @@ from longrun_drain import drain_longrun  # noqa: E402
 from peer_phases import run_procrastinate  # noqa: E402
 from peer_report import peer_report  # noqa: E402
 
+from app.channels import Namespace  # noqa: E402
 from app.config import default_instance  # noqa: E402 - after the path fix
-from app.realtime.channels import Namespace  # noqa: E402
 
 DEFAULT_DB = "longrun_bench"
 DEFAULT_REDIS_DB = 13

@@ -17,12 +17,13 @@ from app.jobs.listing import JobFilter
 from app.jobs.models import Job, JobEvent, JobResult
 from app.jobs.position import queue_place
 from app.jobs.results import read_range, requested_range
-from app.jobs.service import cancel_job, find_job, purged_job, retry_job
+from app.jobs.service import cancel_job, find_job, retry_job
 from app.jobs.states import parse_state
 from app.owners.capability import ACCESS_PARAM, grants_read
 from app.owners.identity import current_owner
 from app.reports import get_report
 from app.reports.registry import UnknownReport
+from app.retention.purge import purged_job
 from app.web import pages
 from app.web.rendering import is_htmx, vary, wants_page
 

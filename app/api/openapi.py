@@ -12,7 +12,6 @@ from app.jobs.states import JobState
 from app.owners.capability import ACCESS_PARAM
 from app.reports import all_reports, get_report
 from app.reports.params import Param
-from app.schedules import openapi as schedule_api
 
 PROBLEM = "application/problem+json"
 
@@ -50,7 +49,7 @@ NOT_DOCUMENTED = frozenset({"/openapi.json", "/metrics", "/webhooks/form"})
 PARTS = "longrun.openapi_parts"
 
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}, "description": "Job id (UUID)."}
-PATH_PARAMETERS = {"job_id": JOB_ID, "schedule_id": schedule_api.SCHEDULE_ID}
+PATH_PARAMETERS = {"job_id": JOB_ID}
 ACCESS = {"name": ACCESS_PARAM, "in": "query", "required": False, "schema": {"type": "string"},
           "description": "The job's read capability (in the 202's `Location`): reads it without the owner's cookie or token."}
 
@@ -227,7 +226,6 @@ def build_document() -> dict[str, Any]:
                           "206": {"description": "The requested range (`Content-Range`).",
                                   "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
                           **_problems("409", "416", *job_ops)}},
-        **schedule_api.operations(_json, _problems),
         **{op: spec for part in _parts() for op, spec in part.operations(_json, _problems).items()},
         ("ops.healthz", "get"): {"summary": "The process answers", "responses": {"200": _json("Health", "Alive.")}},
         ("ops.readyz", "get"): {"summary": "PostgreSQL and Redis reachable",
@@ -239,10 +237,7 @@ def build_document() -> dict[str, Any]:
         "info": {"title": "Longrun", "version": "1.0.0",
                  "description": "Long-running reports: start, follow (also over the /notifications WebSocket), download."},
         "paths": paths,
-        "components": {"schemas": {**SCHEMAS, **schedule_api.SCHEMAS, **{k: v for p in _parts() for k, v in p.SCHEMAS.items()},
-                                   "SubmitRequest": submit_request_schema(),
-                                   "ScheduleCreate": schedule_api.create_schema(
-                                       {r.name: _params_object(r.params) for r in all_reports()})},
+        "components": {"schemas": {**SCHEMAS, **_part_schemas(), "SubmitRequest": submit_request_schema()},
                        "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer", "description": "Token from `flask tokens create`."},
             "session": {"type": "apiKey", "in": "cookie", "name": "session"}}},
@@ -251,8 +246,20 @@ def build_document() -> dict[str, Any]:
 
 
 def _parts() -> list[Any]:
-    """The document parts other packages contribute (modules with operations, SCHEMAS and PATH_PARAMETERS)."""
+    """The document parts other packages contribute: modules with ``operations``, ``SCHEMAS`` and ``PATH_PARAMETERS``,
+    and optionally ``report_schemas`` (schemas built from every report's parameters)."""
     return current_app.extensions.get(PARTS, [])
+
+
+def _part_schemas() -> dict[str, Any]:
+    """Every part's schemas, those built per report included."""
+    params_by_report = {r.name: _params_object(r.params) for r in all_reports()}
+    schemas: dict[str, Any] = {}
+    for part in _parts():
+        schemas.update(part.SCHEMAS)
+        if hasattr(part, "report_schemas"):
+            schemas.update(part.report_schemas(params_by_report))
+    return schemas
 
 
 def paths_from_routes(operations: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ bp = Blueprint("clock", __name__, cli_group=None)
 @bp.cli.command("clock")
 def clock_command() -> None:
     """Run the periodic duties (sweep, purge) until SIGTERM or Ctrl-C."""
-    from app.telemetry.otlp_metrics import start_metrics_export
+    from app.ops.otlp import start_metrics_export
     from app.telemetry.tracing import init_tracing
 
     app = current_app._get_current_object()

@@ -13,8 +13,9 @@ from app.jobs.cursor import BadPosition, Position, position
 from app.jobs.models import Job, JobEvent
 from app.jobs.priority import BACKGROUND
 from app.jobs.search import COUNT_CAP
-from app.jobs.service import JobConflict, cancel_job, delete_job, find_job, retry_job
+from app.jobs.service import JobConflict, cancel_job, find_job, retry_job
 from app.reports import all_reports
+from app.retention.purge import delete_job
 from app.web.rendering import is_htmx, render_page_or_fragment, vary
 from app.webhooks.routes import redeliver_or_404
 from app.webhooks.service import deliveries_of

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from app.realtime.channels import Namespace, redis_client
+from app.channels import Namespace, redis_client
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.realtime.channels import Namespace, redis_client
+from app.channels import Namespace, redis_client
 
 PAGE = 1000
 

@@ -11,7 +11,7 @@ from celery.signals import (
 )
 from flask import Flask
 
-from app.realtime.channels import Namespace
+from app.channels import Namespace
 
 
 def celery_settings(cfg: dict) -> dict:

@@ -18,12 +18,12 @@ from functools import lru_cache
 import sqlalchemy as sa
 from flask import current_app
 
+from app.channels import Namespace, publish_queue_moved
 from app.extensions import db
 from app.jobs import capacity, slots
 from app.jobs.models import Job, utcnow
 from app.jobs.slots import ALL_REPORTS, DispatchPause, OwnerQueue
 from app.jobs.states import JobState
-from app.realtime.channels import Namespace, publish_queue_moved
 from app.telemetry.tracing import continued_trace
 
 log = logging.getLogger(__name__)

@@ -9,12 +9,12 @@ import sqlalchemy as sa
 from blinker import Namespace as Signals
 from flask import current_app
 
+from app.channels import JobEventMessage, Namespace, publish_events
 from app.extensions import db
 from app.jobs.counters import record_transition
 from app.jobs.models import Job, JobEvent, utcnow
 from app.jobs.states import JobState, check_transition
 from app.jobs.view import JobView
-from app.realtime.channels import JobEventMessage, Namespace, publish_events
 
 # Progress and log messages are user-visible text; keep them bounded.
 MAX_MESSAGE_CHARS = 1000

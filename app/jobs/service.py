@@ -24,8 +24,6 @@ from app.jobs.states import FINAL_STATES, JobState
 from app.reports import get_report
 from app.reports.params import to_json_params
 from app.reports.registry import Report
-from app.retention.models import PurgedJob
-from app.retention.purge import tombstone
 from app.telemetry.tracing import current_trace_id, current_trace_parent
 
 log = logging.getLogger(__name__)
@@ -73,13 +71,6 @@ def parse_job_id(job_id: str) -> uuid.UUID | None:
         return uuid.UUID(job_id)
     except (ValueError, AttributeError, TypeError):
         return None
-
-
-def purged_job(owner: str | None, job_id: str) -> PurgedJob | None:
-    """The tombstone of the owner's removed job, if there is one (others' tombstones stay hidden; None: any)."""
-    key = parse_job_id(job_id)
-    gone = db.session.get(PurgedJob, key) if key else None
-    return gone if gone is not None and owner in (None, gone.owner) else None
 
 
 def submit_job(
@@ -266,18 +257,3 @@ def retry_job(job: Job, by: str = "owner", priority: int | None = None) -> Job:
     transition(locked.id, JobState.ENQUEUED, f"Requeued by {by}", job=locked, update=reset)
     _dispatch_after_commit()
     return locked
-
-
-def delete_job(job: Job) -> None:
-    """Remove a finished job with its history and result; running jobs must be cancelled first."""
-    locked = lock_job(job.id)
-    if locked is None:
-        raise LookupError(str(job.id))
-    if not locked.job_state.is_final:
-        state = locked.state
-        db.session.rollback()
-        raise JobConflict(f"the job is {state}; cancel it before deleting it")
-    tombstone(locked, "operator")
-    record_transition(locked, locked.job_state, None)  # the state gauge drops; no total ever does
-    db.session.delete(locked)
-    db.session.commit()

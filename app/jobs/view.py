@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from app.channels import JobEventMessage
 from app.jobs.models import Job
 from app.jobs.position import QueuePlace, ordinal
 from app.jobs.states import JobState
-from app.realtime.channels import JobEventMessage
 
 
 def dom_id(job_id: str, part: str = "status") -> str:

@@ -1,1 +1,1 @@
-"""Operational endpoints: health, readiness and metrics."""
+"""Operational endpoints (health, readiness, Prometheus metrics) and the same metrics over OTLP."""

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from flask import current_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from app.channels import Namespace, redis_client
 from app.extensions import db
 from app.jobs import counters
 from app.jobs.counters import BUCKETS, INF, Delta, Key
 from app.jobs.states import FINAL_STATES, JobState
-from app.realtime.channels import Namespace, redis_client
 from app.reports import all_reports
 
 FINAL_NAMES = sorted(s.value for s in FINAL_STATES)

@@ -6,11 +6,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
+from app.channels import redis_client
 from app.dashboard.access import require_role
 from app.errors import ApiError
 from app.extensions import db
 from app.ops.metrics import JobsCollector
-from app.realtime.channels import redis_client
 
 bp = Blueprint("ops", __name__)
 

@@ -1,1 +1,1 @@
-"""Live job events: Redis pub/sub channel names, the message schema, publish and fan-out."""
+"""Live job events on /notifications: the WebSocket hub, its sessions and the fan-out from Redis."""

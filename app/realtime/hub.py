@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from app.realtime.channels import SOCKET_COUNT_TTL, JobEventMessage, Namespace
+from app.channels import SOCKET_COUNT_TTL, JobEventMessage, Namespace
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from wsproto.utilities import LocalProtocolError
 
 from app.api.body import MalformedJson, parse_json
 from app.api.serializers import job_json
+from app.channels import JobEventMessage, error_frame, event_frame, queue_frame, snapshot_frame
 from app.extensions import db
 from app.jobs.models import Job, JobEvent, utcnow
 from app.jobs.position import queue_place
@@ -24,7 +25,6 @@ from app.jobs.service import find_job, parse_job_id
 from app.jobs.states import ACTIVE_STATES, JobState
 from app.jobs.view import JobView
 from app.owners.capability import grants_read
-from app.realtime.channels import JobEventMessage, error_frame, event_frame, queue_frame, snapshot_frame
 from app.realtime.hub import QUEUE_MOVED, RESYNC, WAKE, Hub, Subscriber
 from app.realtime.transport import CLOSE_LINGER_SECONDS, wake_on_input
 

@@ -16,7 +16,10 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app.extensions import db
+from app.jobs.counters import record_transition
+from app.jobs.lifecycle import lock_job
 from app.jobs.models import Job, utcnow
+from app.jobs.service import JobConflict, parse_job_id
 from app.jobs.states import JobState
 from app.retention.batch import JOBS, Cursor, purge_batch
 from app.retention.models import PurgedJob
@@ -144,3 +147,25 @@ def tombstone(job: Job, reason: str, now: datetime | None = None) -> None:
     """Record that ``job`` existed, so its id answers 410 Gone to its owner."""
     db.session.merge(PurgedJob(id=job.id, owner=job.owner, report=job.report, state=job.state,
                                finished_at=job.finished_at, purged_at=now or utcnow(), reason=reason))
+
+
+def purged_job(owner: str | None, job_id: str) -> PurgedJob | None:
+    """The tombstone of the owner's removed job, if there is one (others' tombstones stay hidden; None: any)."""
+    key = parse_job_id(job_id)
+    gone = db.session.get(PurgedJob, key) if key else None
+    return gone if gone is not None and owner in (None, gone.owner) else None
+
+
+def delete_job(job: Job) -> None:
+    """Remove a finished job with its history and result; running jobs must be cancelled first."""
+    locked = lock_job(job.id)
+    if locked is None:
+        raise LookupError(str(job.id))
+    if not locked.job_state.is_final:
+        state = locked.state
+        db.session.rollback()
+        raise JobConflict(f"the job is {state}; cancel it before deleting it")
+    tombstone(locked, "operator")
+    record_transition(locked, locked.job_state, None)  # the state gauge drops; no total ever does
+    db.session.delete(locked)
+    db.session.commit()

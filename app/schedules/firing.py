@@ -15,13 +15,13 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from app.channels import Namespace, publish_events
 from app.extensions import db
 from app.jobs import dispatch
 from app.jobs.lifecycle import event_message, transition
 from app.jobs.models import Job, JobEvent, utcnow
 from app.jobs.service import build_job
 from app.jobs.states import JobState
-from app.realtime.channels import Namespace, publish_events
 from app.reports import get_report
 from app.reports.params import ParamsInvalid, to_json_params
 from app.reports.registry import UnknownReport

@@ -1,4 +1,4 @@
-"""The ``/schedules`` operations and schemas of the OpenAPI document (merged by app/api/openapi.py)."""
+"""The ``/schedules`` operations and schemas of the OpenAPI document (create_app hands them to app/api/openapi.py)."""
 from __future__ import annotations
 
 import zoneinfo
@@ -6,8 +6,8 @@ from typing import Any
 
 from app.schedules.models import MISFIRE_POLICIES
 
-SCHEDULE_ID = {"name": "schedule_id", "in": "path", "required": True, "schema": {"type": "string"},
-               "description": "Schedule id (UUID)."}
+PATH_PARAMETERS = {"schedule_id": {"name": "schedule_id", "in": "path", "required": True, "schema": {"type": "string"},
+                                   "description": "Schedule id (UUID)."}}
 
 _FIELDS: dict[str, Any] = {
     "report": {"type": "string"}, "params": {"type": "object"},
@@ -28,6 +28,11 @@ def create_schema(params_by_report: dict[str, dict[str, Any]]) -> dict[str, Any]
     return {"oneOf": [{"type": "object", "additionalProperties": False, "required": ["report", "cron"],
                        "properties": {**_FIELDS, "report": {"const": name}, "params": params, "timezone": zones}}
                       for name, params in params_by_report.items()]}
+
+
+def report_schemas(params_by_report: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The schemas built from every report's parameters (``params_by_report``: report name -> params object)."""
+    return {"ScheduleCreate": create_schema(params_by_report)}
 
 
 SCHEMAS: dict[str, Any] = {

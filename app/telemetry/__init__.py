@@ -1,1 +1,1 @@
-"""Observability: OpenTelemetry traces, structured logs, metrics, health."""
+"""Observability: OpenTelemetry traces and structured logs (metrics: app/ops)."""

@@ -15,8 +15,8 @@ import pytest
 import redis
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
+from app.channels import Namespace
 from app.config import default_instance
-from app.realtime.channels import Namespace
 from tests.conftest import ARTIFACTS, TEST_DATABASE_URL, TEST_REDIS_URL, WebServer
 
 CHROMIUM = "/usr/bin/chromium"

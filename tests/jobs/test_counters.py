@@ -137,7 +137,7 @@ def test_the_lifecycle_keeps_counters_on_sqlite(tmp_path):
 
     from app import create_app
     from app.jobs.lifecycle import transition
-    from app.jobs.service import delete_job
+    from app.retention.purge import delete_job
 
     lite = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'counters.db'}"})
     with lite.app_context():

@@ -211,7 +211,7 @@ def test_a_waiting_jobs_place_is_pushed_over_its_socket_as_the_line_moves(deploy
 
     import websocket
 
-    from app.realtime.channels import SOCKET_FRAME_KEYS
+    from app.channels import SOCKET_FRAME_KEYS
 
     owner, operator = deployment.owner("watcher"), requests.Session()
     url = deployment.web.url

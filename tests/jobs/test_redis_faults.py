@@ -14,8 +14,8 @@ import redis
 import requests
 import websocket
 
+from app.channels import Namespace
 from app.config import default_instance
-from app.realtime.channels import Namespace
 from tests.conftest import ROOT, ClockProcess, ManagedProcess, RedisServer, WebServer, WorkerProcess, isolated_database
 from tests.helpers import wait_for
 from tests.realtime.wsclient import Owner

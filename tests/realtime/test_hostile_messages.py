@@ -7,7 +7,7 @@ import uuid
 import pytest
 import websocket
 
-from app.realtime.channels import SOCKET_FRAME_KEYS
+from app.channels import SOCKET_FRAME_KEYS
 from app.realtime.session import MAX_JOBS_PER_SOCKET
 from tests.realtime.wsclient import Owner, close_code, is_final_event, read_until
 

@@ -1,9 +1,9 @@
-"""Every JSON frame /notifications sends has exactly the keys app/realtime/channels.py defines for its type,
+"""Every JSON frame /notifications sends has exactly the keys app/channels.py defines for its type,
 even when an HTML socket of the same web process rendered the same events first."""
 import json
 import time
 
-from app.realtime.channels import SOCKET_FRAME_KEYS
+from app.channels import SOCKET_FRAME_KEYS
 from tests.realtime.wsclient import Owner, is_final_event, read_until
 
 

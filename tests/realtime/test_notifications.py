@@ -133,12 +133,12 @@ def test_out_of_order_event_is_gap_filled_and_releases_the_database(app, web):
     import psycopg2
     import redis as redis_lib
 
+    from app.channels import Namespace
     from app.extensions import db
     from app.jobs.counters import record_transition
     from app.jobs.lifecycle import append_event, event_message
     from app.jobs.models import Job, utcnow
     from app.jobs.states import JobState
-    from app.realtime.channels import Namespace
     from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
 
     token = app.test_cli_runner().invoke(args=["tokens", "create", "gap-owner"]).output.strip()

@@ -5,10 +5,10 @@ import uuid
 import pytest
 from sqlalchemy import event
 
+from app.channels import SOCKET_FRAME_KEYS
 from app.extensions import db
 from app.jobs.lifecycle import append_event
 from app.jobs.models import Job
-from app.realtime.channels import SOCKET_FRAME_KEYS
 from app.realtime.hub import Subscriber
 from app.realtime.session import MAX_JOBS_PER_SOCKET, NotificationSession
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from app.realtime.channels import JobEventMessage, Namespace
+from app.channels import JobEventMessage, Namespace
 from app.realtime.hub import QUEUE_SIZE, RESYNC, Hub, Subscriber
 
 

@@ -16,10 +16,9 @@ from app.extensions import db
 from app.jobs import counters
 from app.jobs.counters import record_transition
 from app.jobs.models import Job, JobEvent, JobResult, utcnow
-from app.jobs.service import purged_job
 from app.jobs.states import JobState
 from app.retention.models import JobDailyCount, PurgedJob
-from app.retention.purge import purge
+from app.retention.purge import purge, purged_job
 from tests.conftest import PG_ADMIN_URL, TEST_DB, _recreate_database
 
 NOW = utcnow().replace(microsecond=0)
