@@ -15,9 +15,10 @@ from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from app.extensions import db
 from app.jobs import throughput
+from app.jobs.bookkeeping import writes_at_commit
 from app.jobs.models import Job
 from app.jobs.states import JobState
-from app.jobs.upsert import add_to_rows
+from app.jobs.upsert import Write
 
 # A transaction adds to one shard drawn at random: two workers wait on each other only when they draw the same
 # one, and then only until the other commits. Reads sum (keys x SHARDS) rows.
@@ -109,24 +110,18 @@ def record_transition(job: Job, old: JobState | None, new: JobState | None, *, f
         buckets[key] = buckets.get(key, 0) + value
 
 
-@event.listens_for(db.session, "before_commit")
-def _write_pending(session: Session) -> None:
-    """Add this transaction's counter changes in one statement, just before it commits."""
+@writes_at_commit(rank=1)
+def _pending_writes(session: Session) -> list[Write]:
+    """This transaction's counter and bucket changes, on one shard drawn at random."""
     pending = _nonzero(session.info.pop(_PENDING, None) or {})
     buckets = session.info.pop(_PENDING_BUCKETS, None) or {}
-    if not pending and not buckets:
-        return
-    # Everything else is locked first and counter rows last, in key order: no lock cycle is possible.
-    session.flush()
     shard = random.randrange(SHARDS)
-    if pending:
-        rows = [{"name": n, "report": r, "label": lb, "shard": shard, "value": v, "seconds": s}
+    # In key order: two transactions on the same shard lock its rows in the same order.
+    counters = [{"name": n, "report": r, "label": lb, "shard": shard, "value": v, "seconds": s}
                 for (n, r, lb), (v, s) in sorted(pending.items())]
-        add_to_rows(session, JobCounter.__table__, rows, ("value", "seconds"))
-    if buckets:
-        rows = [{"unit": u, "start": t, "state": st, "shard": shard, "value": v}
+    finished = [{"unit": u, "start": t, "state": st, "shard": shard, "value": v}
                 for (u, t, st), v in sorted(buckets.items())]
-        throughput.add(session, rows)
+    return [Write(JobCounter.__table__, counters, ("value", "seconds")), throughput.write(finished)]
 
 
 @event.listens_for(db.session, "after_transaction_end")

@@ -8,12 +8,15 @@ from typing import Callable
 import sqlalchemy as sa
 from blinker import Namespace as Signals
 from flask import current_app
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.channels import JobEventMessage, Namespace, publish_events
 from app.extensions import db
+from app.jobs.bookkeeping import writes_at_commit
 from app.jobs.counters import record_transition
 from app.jobs.models import Job, JobEvent, utcnow
 from app.jobs.states import JobState, check_transition
+from app.jobs.upsert import Write
 from app.jobs.view import JobView
 
 # Progress and log messages are user-visible text; keep them bounded.
@@ -40,6 +43,10 @@ def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
+_EVENTS = "longrun.pending_events"
+_EVENT_COLUMNS = ("job_id", "seq", "kind", "state", "progress", "message", "attempt", "created_at")
+
+
 def append_event(job: Job, kind: str, message: str | None) -> JobEvent:
     """Add the next numbered event to ``job``'s history (caller holds the row lock)."""
     job.last_seq = (job.last_seq or 0) + 1
@@ -53,8 +60,26 @@ def append_event(job: Job, kind: str, message: str | None) -> JobEvent:
         attempt=job.attempts or 0,
         created_at=utcnow(),
     )
-    db.session.add(event)
+    session = db.session()
+    if not session.in_transaction():
+        session.begin()  # so that a rollback, even one before any SQL, forgets the event (after_transaction_end)
+    session.info.setdefault(_EVENTS, []).append(event)
     return event
+
+
+@writes_at_commit(rank=0)
+def _pending_events(session: Session) -> list[Write]:
+    """The events appended in this transaction, inserted at commit with the rest of the bookkeeping (not through
+    the ORM: nothing reads them back before the commit)."""
+    events: list[JobEvent] = session.info.pop(_EVENTS, None) or []
+    return [Write(JobEvent.__table__, [{name: getattr(e, name) for name in _EVENT_COLUMNS} for e in events])]
+
+
+@sa.event.listens_for(db.session, "after_transaction_end")
+def _forget_events(session: Session, transaction: SessionTransaction) -> None:
+    """A rolled-back transaction recorded no event."""
+    if transaction.parent is None:
+        session.info.pop(_EVENTS, None)
 
 
 def event_message(job: Job, event: JobEvent) -> JobEventMessage:

@@ -15,9 +15,10 @@ from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from app.extensions import db
+from app.jobs.bookkeeping import writes_at_commit
 from app.jobs.models import Job, UTCDateTime, utcnow
 from app.jobs.states import JobState
-from app.jobs.upsert import add_to_rows
+from app.jobs.upsert import Write
 
 WAITING, IN_FLIGHT, SERVED_AT = "waiting", "inflight", "served_at"
 _DISPATCHABLE = (JobState.ENQUEUED.value, JobState.RETRYING.value)
@@ -115,19 +116,17 @@ def mark_served(owner: str, when: datetime) -> None:
     db.session().info.setdefault(_SERVED, {})[owner] = when
 
 
-@event.listens_for(db.session, "before_commit")
-def _write_moves(session: Session) -> None:
-    """Add this transaction's moves (and serve times) to the owners' rows, in owner order (no lock cycle between
-    writers): one upsert for every owner touched."""
-    session.flush()
+@writes_at_commit(rank=2)
+def _pending_writes(session: Session) -> list[Write]:
+    """This transaction's moves (and serve times), one row per owner touched, in owner order (no lock cycle
+    between writers). Called after the flush that counted the last moves."""
     pending = session.info.pop(_PENDING, None) or {}
     served = session.info.pop(_SERVED, None) or {}
     still = {WAITING: 0, IN_FLIGHT: 0}
     rows = [{"owner": owner, **d, SERVED_AT: served.get(owner)}
             for owner in sorted(pending.keys() | served.keys())
             if (d := pending.get(owner, still))[WAITING] or d[IN_FLIGHT] or owner in served]
-    if rows:
-        add_to_rows(session, OwnerQueue.__table__, rows, (WAITING, IN_FLIGHT), keeping=(SERVED_AT,))
+    return [Write(OwnerQueue.__table__, rows, (WAITING, IN_FLIGHT), keeping=(SERVED_AT,))]
 
 
 @event.listens_for(db.session, "after_transaction_end")

@@ -8,12 +8,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
 from app.jobs.models import Job, UTCDateTime, utcnow
 from app.jobs.states import JobState
-from app.jobs.upsert import add_to_rows
+from app.jobs.upsert import Write
 
 UNITS: dict[str, timedelta] = {"minute": timedelta(minutes=1), "day": timedelta(days=1)}
 # Minute buckets older than this are dropped by the clock every PRUNE_SECONDS (the chart shows the last hour);
@@ -51,9 +51,9 @@ def bucket_deltas(job: Job, new: JobState | None) -> dict[BucketKey, int]:
     return {(unit, bucket_start(moment, unit), new.value): 1 for unit in UNITS}
 
 
-def add(session: Session, rows: list[dict]) -> None:
-    """Add ``rows`` (unit, start, state, shard, value) to what the buckets hold."""
-    add_to_rows(session, JobFinishedBucket.__table__, rows, ("value",))
+def write(rows: list[dict]) -> Write:
+    """The write that adds ``rows`` (unit, start, state, shard, value) to what the buckets hold."""
+    return Write(JobFinishedBucket.__table__, rows, ("value",))
 
 
 def finished_since(unit: str, start: datetime) -> dict[tuple[datetime, str], int]:

@@ -1,7 +1,8 @@
-"""The one write-time counting statement: insert rows, or add their values to the rows already there."""
+"""The write-time bookkeeping statement: rows inserted into, or added to, several tables in one round trip."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import sqlalchemy as sa
@@ -9,41 +10,88 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 
-def add_to_rows(session: Session, table: sa.Table, rows: list[dict], adding: Sequence[str],
-                keeping: Sequence[str] = ()) -> None:
-    """``INSERT … ON CONFLICT (primary key) DO UPDATE SET c = c + excluded.c`` for each column in ``adding``;
-    each column in ``keeping`` takes the row's new value where it has one (not NULL), else keeps the old.
+@dataclass(frozen=True)
+class Write:
+    """Rows for one table: inserted as they are, or, with ``adding``, ``INSERT … ON CONFLICT (primary key) DO
+    UPDATE SET c = c + excluded.c`` for each column in ``adding``; each column in ``keeping`` then takes the
+    row's new value where it has one (not NULL), else keeps the old."""
 
-    One round trip and one compiled statement whatever the number of rows: on PostgreSQL the rows go as one
-    array per column (``unnest``); SQLite, in process, takes them as an executemany.
+    table: sa.Table
+    rows: list[dict]
+    adding: tuple[str, ...] = ()
+    keeping: tuple[str, ...] = ()
+
+    @property
+    def shape(self) -> tuple[sa.Table, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        """What the statement depends on (not the rows' values, nor their number)."""
+        return self.table, tuple(self.rows[0]), self.adding, self.keeping
+
+
+def write_all(session: Session, writes: Sequence[Write]) -> None:
+    """Every write, in the order given (rows locked in that order: callers keep one order, so no lock cycle).
+
+    On PostgreSQL they go as one statement whatever the number of rows: each table's rows as one array per column
+    (``unnest``), each table's write a CTE that waits for the one before it. SQLite, in process, runs one
+    executemany per table.
     """
-    if not rows:
+    writes = [w for w in writes if w.rows]
+    if not writes:
         return
-    columns = tuple(rows[0])
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = _unnest_upsert(table, columns, tuple(adding), tuple(keeping))
-        session.execute(stmt, {f"c{i}": [row[name] for row in rows] for i, name in enumerate(columns)})
+    dialect = session.get_bind().dialect
+    if dialect.name == "postgresql":
+        params: dict[str, list] = {}
+        for i, w in enumerate(writes):
+            for j, name in enumerate(w.shape[1]):
+                params[f"w{i}c{j}"] = _column_values(w.table.c[name].type, dialect, [row[name] for row in w.rows])
+        session.execute(_chained(tuple(w.shape for w in writes)), params)
     else:
-        session.execute(_sqlite_upsert(table, tuple(adding), tuple(keeping)), rows)
+        for w in writes:
+            session.execute(_sqlite_statement(w.table, w.adding, w.keeping), w.rows)
 
 
-@lru_cache(maxsize=32)
-def _unnest_upsert(table: sa.Table, columns: tuple[str, ...], adding: tuple[str, ...],
-                   keeping: tuple[str, ...]) -> sa.TextClause:
-    """``INSERT … SELECT * FROM unnest(:c0::type[], …) ON CONFLICT …``: built and compiled once per table."""
+def _column_values(type_: sa.types.TypeEngine, dialect: sa.Dialect, values: list) -> list:
+    """The values as the driver takes them inside an array (UUIDs as text, …): the column type's bind processing."""
+    process = type_.bind_processor(dialect)
+    return [process(v) for v in values] if process else values
+
+
+@lru_cache(maxsize=64)
+def _chained(shapes: tuple[tuple[sa.Table, tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]) -> sa.TextClause:
+    """``WITH w0 AS (INSERT …), w1 AS (INSERT … WHERE (SELECT count(*) FROM w0) >= 0) …``: built once per shape.
+
+    CTEs that modify run in an unspecified order; reading the previous one's output makes each wait for it.
+    """
+    statements = [_insert_sql(i, *shape) + (f" WHERE (SELECT count(*) FROM w{i - 1}) >= 0" if i else "")
+                  + _conflict_sql(*shape) for i, shape in enumerate(shapes)]
+    if len(statements) == 1:
+        return sa.text(statements[0])
+    ctes = ", ".join(f"w{i} AS ({sql} RETURNING 1)" for i, sql in enumerate(statements[:-1]))
+    return sa.text(f"WITH {ctes} {statements[-1]}")
+
+
+def _insert_sql(i: int, table: sa.Table, columns: tuple[str, ...], _adding: tuple[str, ...],
+                _keeping: tuple[str, ...]) -> str:
     dialect = postgresql.dialect()
-    arrays = ", ".join(f"CAST(:c{i} AS {table.c[name].type.compile(dialect)}[])" for i, name in enumerate(columns))
+    arrays = ", ".join(f"CAST(:w{i}c{j} AS {table.c[name].type.compile(dialect)}[])" for j, name in enumerate(columns))
+    return f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) AS u"
+
+
+def _conflict_sql(table: sa.Table, _columns: tuple[str, ...], adding: tuple[str, ...], keeping: tuple[str, ...]
+                  ) -> str:
+    if not adding:
+        return ""
     keys = ", ".join(c.name for c in table.primary_key.columns)
     sets = ", ".join([*(f"{name} = {table.name}.{name} + EXCLUDED.{name}" for name in adding),
                       *(f"{name} = coalesce(EXCLUDED.{name}, {table.name}.{name})" for name in keeping)])
-    return sa.text(f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
-                   f"ON CONFLICT ({keys}) DO UPDATE SET {sets}")
+    return f" ON CONFLICT ({keys}) DO UPDATE SET {sets}"
 
 
 @lru_cache(maxsize=32)
-def _sqlite_upsert(table: sa.Table, adding: tuple[str, ...], keeping: tuple[str, ...]) -> sa.Insert:
+def _sqlite_statement(table: sa.Table, adding: tuple[str, ...], keeping: tuple[str, ...]) -> sa.Insert:
     """The SQLite form, rows as executemany parameters (a multi-row ``VALUES`` would compile every time)."""
     stmt = sqlite.insert(table)
+    if not adding:
+        return stmt
     return stmt.on_conflict_do_update(
         index_elements=list(table.primary_key.columns),
         set_={**{name: table.c[name] + stmt.excluded[name] for name in adding},
