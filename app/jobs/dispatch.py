@@ -17,6 +17,7 @@ from functools import lru_cache
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.channels import Namespace, publish_queue_moved
 from app.extensions import db
@@ -135,12 +136,10 @@ def _choose() -> list[Job]:
     chosen: list[Job] = []
     while len(chosen) < free and turns:
         for turn in list(turns):
-            job = _next_job(turn.row.owner, now, set(paused)) if turn.may_take(cap) else None
+            job = _dispatch_next(turn.row.owner, now, set(paused)) if turn.may_take(cap) else None
             if job is None:
                 turns.remove(turn)
                 continue
-            job.dispatched_at = now
-            job.celery_task_id = new_task_id()
             turn.given += 1
             # Strictly increasing within one decision: the owner served first goes to the back first. Written
             # with the owner's counts, in their one upsert (no UPDATE of its own).
@@ -205,27 +204,43 @@ def _owners_in_turn(cap: int) -> tuple[list[_Turn], int]:
 
 
 @lru_cache(maxsize=2)
-def _next_job_query(skips_paused: bool) -> sa.Select:
-    """An owner's best waiting job that may start now (parameters ``owner``, ``now`` and, if any, ``paused``)."""
-    query = (
-        sa.select(Job)
-        .where(Job.owner == sa.bindparam("owner"), Job.dispatched_at.is_(None), Job.state.in_(WAITING_STATES),
-               sa.or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= sa.bindparam("now")))
+def _dispatch_next_statement(skips_paused: bool) -> sa.Update:
+    """Mark an owner's best waiting job that may start now dispatched, and return it: one statement, no flush
+    (parameters ``b_owner``, ``b_now``, ``b_task_id`` and, if any, ``b_paused``: a column's own name is
+    reserved in an UPDATE)."""
+    best = (
+        sa.select(Job.id)
+        .where(Job.owner == sa.bindparam("b_owner"), Job.dispatched_at.is_(None), Job.state.in_(WAITING_STATES),
+               sa.or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= sa.bindparam("b_now")))
         .order_by(Job.priority.desc(), Job.created_at, Job.id)
         .limit(1)
-        .with_for_update(of=Job, skip_locked=True)
+        .with_for_update(skip_locked=True)
     )
     if skips_paused:
-        query = query.where(Job.report.not_in(sa.bindparam("paused", expanding=True)))
-    return query
+        best = best.where(Job.report.not_in(sa.bindparam("b_paused", expanding=True)))
+    return (
+        sa.update(Job).where(Job.id == best.scalar_subquery())
+        .values(dispatched_at=sa.bindparam("b_now"), celery_task_id=sa.bindparam("b_task_id"),
+                updated_at=sa.bindparam("b_now"))
+        .returning(Job)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
 
 
-def _next_job(owner: str, now: datetime, paused: set[str]) -> Job | None:
-    """The owner's best waiting job that may start now: highest priority, then oldest."""
-    params: dict[str, object] = {"owner": owner, "now": now}
+def _dispatch_next(owner: str, now: datetime, paused: set[str]) -> Job | None:
+    """Dispatch the owner's best waiting job that may start now (highest priority, then oldest), if it has one."""
+    params: dict[str, object] = {"b_owner": owner, "b_now": now, "b_task_id": new_task_id()}
     if paused:
-        params["paused"] = sorted(paused)
-    return db.session.execute(_next_job_query(bool(paused)), params).scalar_one_or_none()
+        params["b_paused"] = sorted(paused)
+    job = db.session.execute(_dispatch_next_statement(bool(paused)), params).scalar_one_or_none()
+    if job is not None:
+        # Not written through the unit of work, so the flush hook cannot see this move: count it here.
+        slots.count_move(db.session(), owner, slots.slot_class(job.state, None), slots.slot_class(job.state, now))
+        if "result" in sa.inspect(job).unloaded:
+            # RETURNING loads no relationship. A waiting job has no result (only a success writes one, and a
+            # requeue deletes it): say so, rather than have the 202's JSON look it up.
+            set_committed_value(job, "result", None)
+    return job
 
 
 def dispatch_quietly() -> None:

@@ -90,16 +90,23 @@ def _move(job: Job, deleted: bool) -> tuple[str | None, str | None]:
 @event.listens_for(db.session, "before_flush")
 def _count_moves(session: Session, _context: object, _instances: object) -> None:
     """Note how each job about to be written moves between waiting and in flight."""
-    pending: dict[str, dict[str, int]] = session.info.setdefault(_PENDING, {})
     for job in _jobs(session.new, session.dirty, session.deleted):
-        before, after = _move(job, deleted=job in session.deleted)
-        if before == after:
-            continue
-        row = pending.setdefault(job.owner, {WAITING: 0, IN_FLIGHT: 0})
-        if before:
-            row[before] -= 1
-        if after:
-            row[after] += 1
+        count_move(session, job.owner, *_move(job, deleted=job in session.deleted))
+
+
+def count_move(session: Session, owner: str, before: str | None, after: str | None) -> None:
+    """Note one of ``owner``'s jobs moving from class ``before`` to ``after``: written to its line at commit.
+
+    The flush hook calls it for every job the ORM writes; a statement that changes jobs without the ORM's unit of
+    work (the dispatcher's) calls it itself.
+    """
+    if before == after:
+        return
+    row = session.info.setdefault(_PENDING, {}).setdefault(owner, {WAITING: 0, IN_FLIGHT: 0})
+    if before:
+        row[before] -= 1
+    if after:
+        row[after] += 1
 
 
 def _jobs(*collections: Iterable[object]) -> Iterable[Job]:
