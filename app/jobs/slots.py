@@ -1,9 +1,10 @@
 """Who waits and who runs, per owner, kept at write time; paused dispatch.
 
 A job *waits* while it is Enqueued or Retrying and not yet handed to Celery (``dispatched_at`` is NULL), and is
-*in flight* from its dispatch until it leaves Processing. Every ORM change of a job's state or dispatch moves it
-between those classes, and a session hook adds the difference to its owner's ``owner_queues`` row in the same
-transaction: the dispatcher reads one row per owner instead of counting jobs, whatever the queue length.
+*in flight* from its dispatch until it leaves Processing. Every change of a job's state or dispatch moves it
+between those classes (the flush hook sees the ORM's; the dispatcher's own UPDATE counts its own), and the
+difference is added to its owner's ``owner_queues`` row in the same transaction: the dispatcher reads one row per
+owner instead of counting jobs, whatever the queue length.
 """
 from __future__ import annotations
 
