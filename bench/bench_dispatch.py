@@ -421,7 +421,10 @@ def capture_plans(run: Run, queues: list[Queue]) -> dict[str, tuple[str, str, li
     wanted += [(q, "in flight", None) for q in queues if "idle owner rows" in q.label]
     out = {}
     for queue, kind, index in wanted:
-        statement = next(s for s in capture_decision(queue, max(run.args.decision_slots)) if s.kind == kind)
+        captured = capture_decision(queue, max(run.args.decision_slots))
+        statement = next((s for s in captured if s.kind == kind), None)
+        if statement is None:
+            raise RuntimeError(f"no {kind!r} statement in the decision on {queue.label}: {[s.kind for s in captured]}")
         title = f"{kind}, {queue.label}, {waiting_now(queue.db_url):,} waiting"
         out[title] = (statement.sql, explain(queue.db_url, statement), index)
     return out

@@ -34,11 +34,14 @@ PROBE_WORKER = "bench-dispatch-probe"
 # What each statement of a decision is, by its text (the order matters: first match wins).
 KINDS = (
     ("lock", re.compile(r"pg_advisory_xact_lock")),
-    ("pauses", re.compile(r"FROM dispatch_pauses")),
-    # Free slots are one statement, worker capacity minus jobs in flight: named by its owner_queues part.
-    ("in flight", re.compile(r"sum\(owner_queues\.inflight\)")),
-    ("capacity", re.compile(r"FROM worker_slots")),
+    # The owner pick carries the free slots as a column: named by its ORDER BY before the in-flight sum.
     ("owner pick", re.compile(r"FROM owner_queues .*ORDER BY", re.S)),
+    # The pre-check: free slots (worker capacity minus jobs in flight) and whether anything is paused, named by
+    # its owner_queues part.
+    ("in flight", re.compile(r"sum\(owner_queues\.inflight\)")),
+    ("pauses", re.compile(r"FROM dispatch_pauses")),
+    ("capacity", re.compile(r"FROM worker_slots")),
+    # The next job is picked and marked dispatched by one UPDATE ... WHERE id = (SELECT ... SKIP LOCKED).
     ("next job", re.compile(r"FROM jobs .*SKIP LOCKED", re.S)),
     ("job update", re.compile(r"^UPDATE jobs")),
     ("owner rows", re.compile(r"^(INSERT INTO|UPDATE) owner_queues")),
