@@ -10,12 +10,10 @@ import random
 from collections.abc import Iterable
 
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.extensions import db
-from app.jobs import throughput
-from app.jobs.bookkeeping import writes_at_commit
+from app.jobs import bookkeeping, throughput
 from app.jobs.models import Job
 from app.jobs.states import JobState
 from app.jobs.upsert import Write
@@ -98,19 +96,16 @@ def record_transition(job: Job, old: JobState | None, new: JobState | None, *, f
 
     ``first_start``: this move into Processing set ``started_at`` (the job's first start ever).
     """
-    session = db.session()
-    if not session.in_transaction():
-        session.begin()  # so that a rollback, even one before any SQL, forgets these counts (after_transaction_end)
-    pending: dict[Key, Delta] = session.info.setdefault(_PENDING, {})
+    pending: dict[Key, Delta] = bookkeeping.pending(_PENDING, dict)
     for key, (value, seconds) in transition_deltas(job, old, new, first_start=first_start).items():
         was = pending.get(key, (0, 0.0))
         pending[key] = (was[0] + value, was[1] + seconds)
-    buckets: dict[throughput.BucketKey, int] = session.info.setdefault(_PENDING_BUCKETS, {})
+    buckets: dict[throughput.BucketKey, int] = bookkeeping.pending(_PENDING_BUCKETS, dict)
     for key, value in throughput.bucket_deltas(job, new).items():
         buckets[key] = buckets.get(key, 0) + value
 
 
-@writes_at_commit(rank=1)
+@bookkeeping.writes_at_commit(rank=1, stores=(_PENDING, _PENDING_BUCKETS))
 def _pending_writes(session: Session) -> list[Write]:
     """This transaction's counter and bucket changes, on one shard drawn at random."""
     pending = _nonzero(session.info.pop(_PENDING, None) or {})
@@ -122,14 +117,6 @@ def _pending_writes(session: Session) -> list[Write]:
     finished = [{"unit": u, "start": t, "state": st, "shard": shard, "value": v}
                 for (u, t, st), v in sorted(buckets.items())]
     return [Write(JobCounter.__table__, counters, ("value", "seconds")), throughput.write(finished)]
-
-
-@event.listens_for(db.session, "after_transaction_end")
-def _forget_pending(session: Session, transaction: SessionTransaction) -> None:
-    """A rolled-back transaction's changes were never made: forget their counts too."""
-    if transaction.parent is None:
-        session.info.pop(_PENDING, None)
-        session.info.pop(_PENDING_BUCKETS, None)
 
 
 def read_totals(names: Iterable[str] | None = None) -> dict[Key, Delta]:

@@ -8,11 +8,11 @@ from typing import Callable
 import sqlalchemy as sa
 from blinker import Namespace as Signals
 from flask import current_app
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session
 
 from app.channels import JobEventMessage, Namespace, publish_events
 from app.extensions import db
-from app.jobs.bookkeeping import writes_at_commit
+from app.jobs import bookkeeping
 from app.jobs.counters import record_transition
 from app.jobs.models import Job, JobEvent, utcnow
 from app.jobs.states import JobState, check_transition
@@ -60,26 +60,16 @@ def append_event(job: Job, kind: str, message: str | None) -> JobEvent:
         attempt=job.attempts or 0,
         created_at=utcnow(),
     )
-    session = db.session()
-    if not session.in_transaction():
-        session.begin()  # so that a rollback, even one before any SQL, forgets the event (after_transaction_end)
-    session.info.setdefault(_EVENTS, []).append(event)
+    bookkeeping.pending(_EVENTS, list).append(event)
     return event
 
 
-@writes_at_commit(rank=0)
+@bookkeeping.writes_at_commit(rank=0, stores=(_EVENTS,))
 def _pending_events(session: Session) -> list[Write]:
     """The events appended in this transaction, inserted at commit with the rest of the bookkeeping (not through
     the ORM: nothing reads them back before the commit)."""
     events: list[JobEvent] = session.info.pop(_EVENTS, None) or []
     return [Write(JobEvent.__table__, [{name: getattr(e, name) for name in _EVENT_COLUMNS} for e in events])]
-
-
-@sa.event.listens_for(db.session, "after_transaction_end")
-def _forget_events(session: Session, transaction: SessionTransaction) -> None:
-    """A rolled-back transaction recorded no event."""
-    if transaction.parent is None:
-        session.info.pop(_EVENTS, None)
 
 
 def event_message(job: Job, event: JobEvent) -> JobEventMessage:

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.extensions import db
 from app.jobs.bookkeeping import writes_at_commit
@@ -124,7 +124,7 @@ def mark_served(owner: str, when: datetime) -> None:
     db.session().info.setdefault(_SERVED, {})[owner] = when
 
 
-@writes_at_commit(rank=2)
+@writes_at_commit(rank=2, stores=(_PENDING, _SERVED))
 def _pending_writes(session: Session) -> list[Write]:
     """This transaction's moves (and serve times), one row per owner touched, in owner order (no lock cycle
     between writers). Called after the flush that counted the last moves."""
@@ -135,14 +135,6 @@ def _pending_writes(session: Session) -> list[Write]:
             for owner in sorted(pending.keys() | served.keys())
             if (d := pending.get(owner, still))[WAITING] or d[IN_FLIGHT] or owner in served]
     return [Write(OwnerQueue.__table__, rows, (WAITING, IN_FLIGHT), keeping=(SERVED_AT,))]
-
-
-@event.listens_for(db.session, "after_transaction_end")
-def _forget_moves(session: Session, transaction: SessionTransaction) -> None:
-    """A rolled-back transaction moved nothing."""
-    if transaction.parent is None:
-        session.info.pop(_PENDING, None)
-        session.info.pop(_SERVED, None)
 
 
 def paused_scopes() -> dict[str, DispatchPause]:

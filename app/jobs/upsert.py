@@ -1,9 +1,10 @@
 """The write-time bookkeeping statement: rows inserted into, or added to, several tables in one round trip."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -42,17 +43,20 @@ def write_all(session: Session, writes: Sequence[Write]) -> None:
         params: dict[str, list] = {}
         for i, w in enumerate(writes):
             for j, name in enumerate(w.shape[1]):
-                params[f"w{i}c{j}"] = _column_values(w.table.c[name].type, dialect, [row[name] for row in w.rows])
+                process = _bind_processor(w.table.c[name], dialect)
+                values = [row[name] for row in w.rows]
+                params[f"w{i}c{j}"] = [process(v) for v in values] if process else values
         session.execute(_chained(tuple(w.shape for w in writes)), params)
     else:
         for w in writes:
             session.execute(_sqlite_statement(w.table, w.adding, w.keeping), w.rows)
 
 
-def _column_values(type_: sa.types.TypeEngine, dialect: sa.Dialect, values: list) -> list:
-    """The values as the driver takes them inside an array (UUIDs as text, …): the column type's bind processing."""
-    process = type_.bind_processor(dialect)
-    return [process(v) for v in values] if process else values
+@lru_cache(maxsize=128)
+def _bind_processor(column: sa.Column, dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+    """How the driver takes the column's values inside an array (UUIDs as text, …): its type's bind processing,
+    looked up once per column."""
+    return column.type.bind_processor(dialect)
 
 
 @lru_cache(maxsize=64)
